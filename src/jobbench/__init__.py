@@ -1,0 +1,126 @@
+"""jobbench: Frappe-style background jobs for any Python application.
+
+Use it the way Frappe code uses ``frappe``::
+
+    import jobbench as frappe
+
+    with frappe.site_context("site1"):
+        doc = frappe.new_doc("Background Task", task_id="t1")
+        doc.save()
+        frappe.db.commit()
+
+Importing this package does no I/O and loads submodules only when a name is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from jobbench.errors import (
+    AppError,
+    BenchNotFoundError,
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    DocTypeNotFoundError,
+    DoesNotExistError,
+    DuplicateEntryError,
+    JobbenchError,
+    LinkValidationError,
+    LockWaitTimeoutError,
+    MandatoryError,
+    QueryDeadlockError,
+    SiteError,
+    SiteExistsError,
+    SiteNotFoundError,
+    SiteNotInitializedError,
+    ValidationError,
+)
+from jobbench.utils import _dict
+
+if TYPE_CHECKING:
+    from jobbench.context import (
+        conf,
+        connect,
+        current,
+        db,
+        destroy,
+        flags,
+        get_hooks,
+        get_meta,
+        init,
+        local,
+        session,
+        set_user,
+        site_context,
+    )
+    from jobbench.documents import (
+        call,
+        delete_doc,
+        get_all,
+        get_doc,
+        get_list,
+        get_single,
+        log_error,
+        new_doc,
+    )
+    from jobbench.model.document import Document
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first use (PEP 562) so `import jobbench` is cheap.
+_LAZY = {
+    # site context
+    "init": "jobbench.context",
+    "connect": "jobbench.context",
+    "destroy": "jobbench.context",
+    "site_context": "jobbench.context",
+    "current": "jobbench.context",
+    "local": "jobbench.context",
+    "db": "jobbench.context",
+    "conf": "jobbench.context",
+    "session": "jobbench.context",
+    "flags": "jobbench.context",
+    "set_user": "jobbench.context",
+    "get_hooks": "jobbench.context",
+    "get_meta": "jobbench.context",
+    # documents
+    "new_doc": "jobbench.documents",
+    "get_doc": "jobbench.documents",
+    "get_single": "jobbench.documents",
+    "get_all": "jobbench.documents",
+    "get_list": "jobbench.documents",
+    "delete_doc": "jobbench.documents",
+    "log_error": "jobbench.documents",
+    "call": "jobbench.documents",
+    "Document": "jobbench.model.document",
+}
+
+__all__ = [
+    # site context
+    "init", "connect", "destroy", "site_context", "current", "local", "db", "conf", "session",
+    "flags", "set_user", "get_hooks", "get_meta",
+    # documents
+    "new_doc", "get_doc", "get_single", "get_all", "get_list", "delete_doc", "log_error", "call",
+    "Document", "_dict",
+    # errors
+    "JobbenchError", "ConfigError", "BenchNotFoundError", "SiteError", "SiteNotFoundError",
+    "SiteExistsError", "SiteNotInitializedError", "AppError", "DocTypeNotFoundError",
+    "DoesNotExistError", "ValidationError", "MandatoryError", "DuplicateEntryError",
+    "LinkValidationError", "DatabaseError", "DatabaseUnavailableError", "QueryDeadlockError",
+    "LockWaitTimeoutError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jobbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

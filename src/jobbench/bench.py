@@ -1,0 +1,168 @@
+"""The bench: a folder of configuration, sites and apps.
+
+::
+
+    DIR/
+      sites/common_site_config.json   bench-wide config
+      sites/apps.txt                  apps available on this bench, one a line
+      sites/<site>/site_config.json   per-site config (db_url, installed_apps, overrides)
+      apps/                           optional: app packages placed here are importable
+      logs/
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobbench import config
+from jobbench.errors import BenchNotFoundError, ConfigError, SiteNotFoundError
+from jobbench.utils import _dict
+
+COMMON_CONFIG = "common_site_config.json"
+SITE_CONFIG = "site_config.json"
+SITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+BUILTIN_APP = "jobbench"
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A bench folder; every method reads the files afresh so edits take effect at once."""
+
+    path: Path
+
+    @property
+    def sites_path(self) -> Path:
+        return self.path / "sites"
+
+    @property
+    def common_config_path(self) -> Path:
+        return self.sites_path / COMMON_CONFIG
+
+    @property
+    def apps_txt(self) -> Path:
+        return self.sites_path / "apps.txt"
+
+    def site_path(self, site: str) -> Path:
+        return self.sites_path / site
+
+    def site_config_path(self, site: str) -> Path:
+        return self.site_path(site) / SITE_CONFIG
+
+    def common_config(self) -> _dict:
+        return _dict(config.read_json(self.common_config_path))
+
+    def site_exists(self, site: str) -> bool:
+        return bool(SITE_NAME_RE.match(site)) and self.site_config_path(site).is_file()
+
+    def require_site(self, site: str) -> None:
+        if not self.site_exists(site):
+            known = ", ".join(self.list_sites()) or "none"
+            raise SiteNotFoundError(
+                f"site '{site}' does not exist in {self.sites_path} (sites: {known}); "
+                "create it with 'jobbench new-site NAME'"
+            )
+
+    def site_config(self, site: str) -> dict[str, Any]:
+        """The site's own file, validated (not merged)."""
+        self.require_site(site)
+        return config.read_json(self.site_config_path(site))
+
+    def merged_config(self, site: str) -> _dict:
+        """Common config overlaid with the site's config, plus derived defaults."""
+        conf = config.merge(self.common_config(), self.site_config(site))
+        conf.setdefault("db_url", default_db_url(self.path, site))
+        conf.setdefault("installed_apps", [])
+        return conf
+
+    def list_sites(self) -> list[str]:
+        if not self.sites_path.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.sites_path.iterdir() if p.is_dir() and self.site_exists(p.name)
+        )
+
+    def available_apps(self) -> list[str]:
+        try:
+            lines = self.apps_txt.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [line.strip() for line in lines if line.strip()]
+
+    def add_available_app(self, app: str) -> None:
+        apps = self.available_apps()
+        if app not in apps:
+            self.apps_txt.write_text("\n".join([*apps, app]) + "\n", encoding="utf-8")
+
+    def update_site_config(self, site: str, values: dict[str, Any]) -> None:
+        """Set keys in the site's file; values are validated before anything is written."""
+        current = self.site_config(site)
+        current.update(values)
+        config.validate(current, str(self.site_config_path(site)))
+        config.write_json(self.site_config_path(site), current)
+
+    def update_common_config(self, values: dict[str, Any]) -> None:
+        current = dict(self.common_config())
+        current.update(values)
+        config.validate(current, str(self.common_config_path))
+        config.write_json(self.common_config_path, current)
+
+    def add_apps_dir_to_path(self) -> None:
+        """Make ``<bench>/apps`` importable, the way bench's apps/ folder is for Frappe."""
+        apps_dir = str(self.path / "apps")
+        if os.path.isdir(apps_dir) and apps_dir not in sys.path:
+            sys.path.insert(0, apps_dir)
+
+
+def default_db_url(bench_path: Path, site: str) -> str:
+    return f"sqlite:///{bench_path / 'sites' / site / 'site.sqlite3'}"
+
+
+def is_bench(path: Path) -> bool:
+    return (path / "sites" / COMMON_CONFIG).is_file()
+
+
+def find_bench(explicit: str | os.PathLike[str] | None = None) -> Bench:
+    """--bench, else $JOBBENCH_BENCH, else the first parent of the cwd that is a bench."""
+    given = explicit or os.environ.get("JOBBENCH_BENCH")
+    if given:
+        path = Path(given).expanduser().resolve()
+        if not is_bench(path):
+            raise BenchNotFoundError(
+                f"{path} is not a bench (no sites/{COMMON_CONFIG}); create one with "
+                "'jobbench init DIR'"
+            )
+        return Bench(path)
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if is_bench(candidate):
+            return Bench(candidate)
+    raise BenchNotFoundError(
+        f"no bench found at or above {here}; pass --bench DIR, set $JOBBENCH_BENCH, "
+        "or create one with 'jobbench init DIR'"
+    )
+
+
+def init_bench(path: str | os.PathLike[str]) -> Bench:
+    """Create a bench folder with a fresh ``secret_key`` and ``bench_id``."""
+    root = Path(path).expanduser().resolve()
+    if is_bench(root):
+        raise ConfigError(f"{root} is already a bench; use it, or choose another folder")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        raise ConfigError(f"{root} is not empty; choose a new or empty folder")
+    for sub in ("sites", "logs", "apps"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    bench = Bench(root)
+    bench.apps_txt.write_text("", encoding="utf-8")
+    config.write_json(
+        bench.common_config_path,
+        {"secret_key": secrets.token_hex(32), "bench_id": secrets.token_hex(4)},
+    )
+    return bench

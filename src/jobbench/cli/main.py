@@ -1,0 +1,97 @@
+"""Entry point: global options, bench/site resolution, and one-line errors.
+
+Every JobbenchError becomes ``Error: <reason>`` on stderr and exit code 1; click's usage errors
+keep exit code 2. A traceback only appears for a bug, and then with $JOBBENCH_DEBUG=1 in full.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from jobbench.bench import Bench, find_bench
+from jobbench.errors import JobbenchError, SiteNotInitializedError
+
+
+@dataclass
+class CliState:
+    bench_option: str | None
+    site_option: str | None
+
+    @property
+    def bench(self) -> Bench:
+        return find_bench(self.bench_option)
+
+    def sites(self, bench: Bench | None = None, required: bool = True) -> list[str]:
+        """The sites a command acts on: --site NAME, --site all, $JOBBENCH_SITE, default_site."""
+        bench = bench or self.bench
+        site = self.site_option or os.environ.get("JOBBENCH_SITE")
+        site = site or bench.common_config().default_site
+        if site == "all":
+            return bench.list_sites()
+        if not site:
+            if required:
+                raise SiteNotInitializedError(
+                    "no site given; pass --site NAME (before the command), set $JOBBENCH_SITE "
+                    "or default_site in common_site_config.json"
+                )
+            return []
+        bench.require_site(site)
+        return [site]
+
+    def site(self) -> str:
+        sites = self.sites()
+        if len(sites) != 1:
+            raise SiteNotInitializedError("this command needs one site; pass --site NAME")
+        return sites[0]
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--bench", "bench_option", metavar="DIR", help="Bench folder (else "
+              "$JOBBENCH_BENCH, else found by walking up from the current folder).")
+@click.option("--site", "site_option", metavar="NAME", help="Site to act on, or 'all'.")
+@click.version_option(package_name="jobbench")
+@click.pass_context
+def cli(ctx: click.Context, bench_option: str | None, site_option: str | None) -> None:
+    """jobbench: background jobs and scheduled jobs, the Frappe way."""
+    ctx.obj = CliState(bench_option, site_option)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output format.",
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jobbench.cli import sites  # noqa: F401 - registers the commands
+
+    try:
+        cli.main(args=argv, prog_name="jobbench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except JobbenchError as exc:
+        click.echo(f"Error: {_one_line(str(exc))}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,165 @@
+"""Reading, validating, merging and writing the JSON configuration files.
+
+A bench has ``sites/common_site_config.json``; each site has ``sites/<site>/site_config.json``.
+Site keys override common ones. Known keys are type-checked on every read so a typo surfaces
+where it was made (file and key), not later as a strange crash in a worker. Unknown keys pass
+through untouched: apps keep their own settings there, as with Frappe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jobbench.errors import ConfigError
+from jobbench.utils import _dict
+
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+Check = Callable[[Any], str | None]  # returns what was expected, or None when the value is fine
+
+
+def _int(minimum: int) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        return None if ok else f"an integer >= {minimum}"
+
+    return check
+
+
+def _number(minimum: float) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
+        return None if ok else f"a number >= {minimum}"
+
+    return check
+
+
+def _str(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string"
+
+
+def _flag(value: Any) -> str | None:
+    return None if value in (0, 1) else "0, 1, true or false"
+
+
+def _optional(check: Check) -> Check:
+    def wrapped(value: Any) -> str | None:
+        return None if value is None else check(value)
+
+    return wrapped
+
+
+def _str_list(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    return None if ok else "a list of non-empty strings"
+
+
+def _serializer(value: Any) -> str | None:
+    return None if value in ("json", "pickle") else '"json" or "pickle"'
+
+
+def _time_zone(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "an IANA time zone name such as 'Europe/Berlin'"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "an IANA time zone name such as 'Europe/Berlin'"
+    return None
+
+
+def _workers(value: Any) -> str | None:
+    expected = 'an object like {"myqueue": {"timeout": 5000, "background_workers": 4}}'
+    if not isinstance(value, dict):
+        return expected
+    for name, spec in value.items():
+        if not QUEUE_NAME_RE.match(name) or not isinstance(spec, dict):
+            return expected
+        for key, check in (("timeout", _int(-1)), ("background_workers", _int(1))):
+            if key in spec and check(spec[key]):
+                return f"{expected}; '{name}.{key}' must be {check(spec[key])}"
+    return None
+
+
+KNOWN_KEYS: dict[str, Check] = {
+    "redis_queue": _optional(_str),
+    "db_url": _str,
+    "installed_apps": _str_list,
+    "workers": _workers,
+    "background_workers": _int(1),
+    "scheduler_tick_interval": _number(0.01),
+    "scheduler_interval": _int(1),
+    "pause_scheduler": _flag,
+    "disable_scheduler": _flag,
+    "maintenance_mode": _flag,
+    "time_zone": _time_zone,
+    "rq_results_ttl": _int(0),
+    "rq_job_failure_ttl": _int(0),
+    "rq_failed_jobs_limit": _int(0),
+    "max_queued_jobs": _optional(_int(1)),
+    "job_serializer": _serializer,
+    "secret_key": _str,
+    "bench_id": _str,
+    "default_site": _str,
+}
+
+
+def validate(config: dict[str, Any], source: str) -> None:
+    """Check every known key of ``config``; raise ConfigError naming ``source`` and the key."""
+    for key, check in KNOWN_KEYS.items():
+        if key in config:
+            expected = check(config[key])
+            if expected:
+                raise ConfigError(
+                    f"{source}: key '{key}' must be {expected}, got {config[key]!r}; "
+                    "fix the value in that file"
+                )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read one config file. A missing file is an empty config; bad JSON names file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}); "
+            "fix the file"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object ({{...}}), got {type(data).__name__}")
+    validate(data, str(path))
+    return data
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a config file atomically (temp file + rename), so readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def merge(common: dict[str, Any], site: dict[str, Any]) -> _dict:
+    """Site keys override common keys (a shallow merge, as Frappe does)."""
+    merged = _dict(common)
+    merged.update(site)
+    return merged

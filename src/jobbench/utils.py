@@ -1,0 +1,81 @@
+"""Small helpers with no dependency on a site: attribute dicts, dotted-path import, time zones."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class _dict(dict[str, Any]):  # noqa: N801 - the name Frappe code expects
+    """A dict whose keys read as attributes; a missing key reads as None (like frappe._dict)."""
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        return self.get(key)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __delattr__(self, key: str) -> None:
+        self.pop(key, None)
+
+    def copy(self) -> _dict:
+        return _dict(self)
+
+
+def import_path(path: str) -> Any:
+    """Resolve ``package.module.attr`` to the object; raise ImportError/AttributeError as is."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ImportError(f"'{path}' is not a dotted path (expected package.module.name)")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr)
+
+
+def call_with_accepted_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn`` with the kwargs it accepts, dropping the others (frappe.call semantics)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(**kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(**kwargs)
+    return fn(**{k: v for k, v in kwargs.items() if k in params})
+
+
+def system_time_zone() -> str:
+    """The machine's IANA zone name: $TZ, else /etc/localtime's target, else /etc/timezone, UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        target = os.readlink("/etc/localtime")
+        candidates.append(target.split("zoneinfo/", 1)[-1])
+    except OSError:
+        pass
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    for name in candidates:
+        if name and is_time_zone(name):
+            return name
+    return "UTC"
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def now_in(zone: str) -> datetime:
+    """Naive wall-clock time in ``zone`` (documents store naive local datetimes, like Frappe)."""
+    return datetime.now(ZoneInfo(zone)).replace(tzinfo=None)
