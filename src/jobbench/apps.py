@@ -31,8 +31,9 @@ def load_app_hooks(app: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name != f"{app}.hooks":
             raise AppError(f"app '{app}': its hooks.py failed to import: {exc}") from exc
-        raise AppError(f"app '{app}' has no hooks.py; add {app}/hooks.py to make it an app") \
-            from exc
+        raise AppError(
+            f"app '{app}' has no hooks.py; add {app}/hooks.py to make it an app"
+        ) from exc
     except Exception as exc:
         raise AppError(f"app '{app}': its hooks.py failed to import: {exc!r}") from exc
 

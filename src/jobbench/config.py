@@ -135,8 +135,7 @@ def read_json(path: Path) -> dict[str, Any]:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}); "
-            "fix the file"
+            f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}); fix the file"
         ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object ({{...}}), got {type(data).__name__}")

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from jobbench.apps import collect_hooks
 from jobbench.bench import BUILTIN_APP, Bench, find_bench
 from jobbench.errors import DatabaseError, DocTypeNotFoundError, SiteNotInitializedError
-from jobbench.apps import collect_hooks
 from jobbench.model.database import Database
 from jobbench.utils import _dict, import_path, now_in, system_time_zone
 
@@ -126,8 +126,9 @@ def _import_doctype(path: str) -> type[Document]:
     try:
         cls = import_path(path)
     except (ImportError, AttributeError) as exc:
-        raise AppError(f"doctype class '{path}' (from a doctypes hook) cannot be imported: "
-                       f"{exc}") from exc
+        raise AppError(
+            f"doctype class '{path}' (from a doctypes hook) cannot be imported: {exc}"
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Document)):
         raise AppError(f"doctypes hook entry '{path}' is not a Document subclass")
     return cls

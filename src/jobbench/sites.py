@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -47,10 +48,14 @@ def _ensure_system_settings(local: SiteLocal) -> None:
     if query.get_single_value(local.db, "System Settings", "time_zone"):
         return
     settings = local.doctypes()["System Settings"].get_meta()
-    query.write_singles(local.db, settings, {
-        "enable_scheduler": True,
-        "time_zone": local.conf.time_zone or system_time_zone(),
-    })
+    query.write_singles(
+        local.db,
+        settings,
+        {
+            "enable_scheduler": True,
+            "time_zone": local.conf.time_zone or system_time_zone(),
+        },
+    )
 
 
 def new_site(bench: Bench, name: str, db_url: str | None = None) -> MigrateReport:
@@ -62,7 +67,9 @@ def new_site(bench: Bench, name: str, db_url: str | None = None) -> MigrateRepor
         )
     if bench.site_path(name).exists():
         raise SiteExistsError(f"site '{name}' already exists in {bench.sites_path}")
-    site_conf = {"installed_apps": []} | ({"db_url": db_url} if db_url else {})
+    site_conf: dict[str, Any] = {"installed_apps": []}
+    if db_url:
+        site_conf["db_url"] = db_url
     created_db = ensure_database(db_url) if db_url else False
     try:
         bench.site_path(name).mkdir(parents=True)
@@ -126,8 +133,9 @@ def ensure_database(db_url: str) -> bool:
     try:
         with engine.connect() as conn:
             if backend == "postgresql":
-                found = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                     {"n": name}).first()
+                found = conn.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                ).first()
                 if found:
                     return False
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -135,8 +143,11 @@ def ensure_database(db_url: str) -> bool:
             found = conn.execute(sa.text("SHOW DATABASES LIKE :n"), {"n": name}).first()
             if found:
                 return False
-            conn.execute(sa.text(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            conn.execute(
+                sa.text(
+                    f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            )
             return True
     except DBAPIError as exc:
         raise DatabaseUnavailableError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -58,10 +59,8 @@ def system_time_zone() -> str:
         candidates.append(target.split("zoneinfo/", 1)[-1])
     except OSError:
         pass
-    try:
+    with contextlib.suppress(OSError):
         candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
     for name in candidates:
         if name and is_time_zone(name):
             return name

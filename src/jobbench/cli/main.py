@@ -55,8 +55,12 @@ pass_state = click.make_pass_decorator(CliState)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--bench", "bench_option", metavar="DIR", help="Bench folder (else "
-              "$JOBBENCH_BENCH, else found by walking up from the current folder).")
+@click.option(
+    "--bench",
+    "bench_option",
+    metavar="DIR",
+    help="Bench folder (else $JOBBENCH_BENCH, else found by walking up from the current folder).",
+)
 @click.option("--site", "site_option", metavar="NAME", help="Site to act on, or 'all'.")
 @click.version_option(package_name="jobbench")
 @click.pass_context
@@ -70,7 +74,11 @@ def echo_json(data: Any) -> None:
 
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
     help="Output format.",
 )
 

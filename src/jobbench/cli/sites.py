@@ -20,17 +20,21 @@ def init_command(directory: str) -> None:
 
 @cli.command("new-site")
 @click.argument("name")
-@click.option("--db-url", help="SQLAlchemy URL of the site database (default: SQLite in the "
-              "site folder), e.g. postgresql://user@host/db or mysql://root@host/db.")
+@click.option(
+    "--db-url",
+    help="SQLAlchemy URL of the site database (default: SQLite in the "
+    "site folder), e.g. postgresql://user@host/db or mysql://root@host/db.",
+)
 @click.option("--install-app", "apps", multiple=True, help="App to install right away.")
 @pass_state
-def new_site_command(state: CliState, name: str, db_url: str | None, apps: tuple[str, ...]
-                     ) -> None:
+def new_site_command(state: CliState, name: str, db_url: str | None, apps: tuple[str, ...]) -> None:
     """Create site NAME with its database and the built-in doctypes."""
     bench = state.bench
     report = site_ops.new_site(bench, name, db_url)
-    click.echo(f"Created site {name} ({len(report.doctypes)} doctypes, "
-               f"{len(report.changes.created_tables)} tables)")
+    click.echo(
+        f"Created site {name} ({len(report.doctypes)} doctypes, "
+        f"{len(report.changes.created_tables)} tables)"
+    )
     for app in apps:
         site_ops.install_app(bench, name, app)
         click.echo(f"Installed app {app} on {name}")
@@ -91,8 +95,9 @@ def list_apps_command(state: CliState, fmt: str) -> None:
     """List installed apps per site (with --site, of that site only)."""
     bench = state.bench
     sites = state.sites(bench, required=False) or bench.list_sites()
-    data = {site: ["jobbench", *bench.site_config(site).get("installed_apps", [])]
-            for site in sites}
+    data = {
+        site: ["jobbench", *bench.site_config(site).get("installed_apps", [])] for site in sites
+    }
     if fmt == "json":
         echo_json(data)
         return

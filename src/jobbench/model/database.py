@@ -13,6 +13,7 @@ callbacks. Rolling back to a savepoint touches no callbacks, as in Frappe.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -37,7 +38,11 @@ from jobbench.errors import (
 from jobbench.utils import _dict
 
 SAVEPOINT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 
 
@@ -152,12 +157,16 @@ def translate(exc: SADBAPIError, url: sa.URL | str) -> DatabaseError:
     message = str(orig or exc).strip().splitlines()[0]
     if code == 1213 or state == "40P01":
         return QueryDeadlockError(f"deadlock: {message}")
-    if code == 1205 or state == "55P03" or (
-        isinstance(orig, sqlite3.OperationalError) and "locked" in message
+    if (
+        code == 1205
+        or state == "55P03"
+        or (isinstance(orig, sqlite3.OperationalError) and "locked" in message)
     ):
         return LockWaitTimeoutError(f"lock wait timeout: {message}")
-    if exc.connection_invalidated or code in (2002, 2003, 2006, 2013) or (
-        state is not None and state.startswith("08")
+    if (
+        exc.connection_invalidated
+        or code in (2002, 2003, 2006, 2013)
+        or (state is not None and state.startswith("08"))
     ):
         return DatabaseUnavailableError(f"database {display_url(url)} unavailable: {message}")
     return DatabaseError(f"database error on {display_url(url)}: {message}")
@@ -203,7 +212,9 @@ class Database:
                 raise  # callers turn these into DuplicateEntryError with the doctype's name
             raise translate(exc, self.engine.url) from exc
 
-    def sql(self, query: str, values: dict[str, Any] | None = None, *, as_dict: bool = False) -> Any:
+    def sql(
+        self, query: str, values: dict[str, Any] | None = None, *, as_dict: bool = False
+    ) -> Any:
         """Run raw SQL with named parameters (``:name``); return rows (dicts with as_dict)."""
         result = self.execute(sa.text(query), values or {})
         if not result.returns_rows:
@@ -264,14 +275,13 @@ class Database:
         for manager in (self.before_rollback, self.after_rollback):
             manager.reset()
         if conn is not None:
-            try:
+            with contextlib.suppress(SADBAPIError):  # already gone: the pool discards it
                 conn.close()
-            except SADBAPIError:
-                pass  # the connection is already gone; the pool discards it
 
     # Document-level helpers live in query.py; these forward so `jobbench.db.x` works.
-    def get_value(self, doctype: str, filters: Any = None, fieldname: Any = "name",
-                  **kwargs: Any) -> Any:
+    def get_value(
+        self, doctype: str, filters: Any = None, fieldname: Any = "name", **kwargs: Any
+    ) -> Any:
         from jobbench.model import query
 
         return query.get_value(self, doctype, filters, fieldname, **kwargs)
@@ -281,8 +291,9 @@ class Database:
 
         return query.get_single_value(self, doctype, fieldname)
 
-    def set_value(self, doctype: str, name: Any, fieldname: Any, value: Any = None,
-                  **kwargs: Any) -> None:
+    def set_value(
+        self, doctype: str, name: Any, fieldname: Any, value: Any = None, **kwargs: Any
+    ) -> None:
         from jobbench.model import query
 
         query.set_value(self, doctype, name, fieldname, value, **kwargs)

@@ -125,8 +125,9 @@ class Document:
         self.run_method("on_update")
         return self
 
-    def insert(self, ignore_permissions: bool = False, ignore_if_duplicate: bool = False
-               ) -> Document:
+    def insert(
+        self, ignore_permissions: bool = False, ignore_if_duplicate: bool = False
+    ) -> Document:
         from jobbench.context import current
 
         local = current()
@@ -168,14 +169,16 @@ class Document:
         self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "flags"})
         return self
 
-    def db_set(self, fieldname: str | dict[str, Any], value: Any = None,
-               update_modified: bool = True) -> None:
+    def db_set(
+        self, fieldname: str | dict[str, Any], value: Any = None, update_modified: bool = True
+    ) -> None:
         """Write fields straight to the database, skipping hooks (but not type checks)."""
         from jobbench.context import current
 
         values = fieldname if isinstance(fieldname, dict) else {fieldname: value}
-        query.set_value(current().db, self.doctype, self.name, values,
-                        update_modified=update_modified)
+        query.set_value(
+            current().db, self.doctype, self.name, values, update_modified=update_modified
+        )
         for key, val in values.items():
             setattr(self, key, val)
 
@@ -218,8 +221,11 @@ class Document:
 
 
 def _without_standard(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k in ("modified", "modified_by")
-            or k not in STANDARD_NAMES}
+    return {
+        k: v
+        for k, v in values.items()
+        if k in ("modified", "modified_by") or k not in STANDARD_NAMES
+    }
 
 
 def _check_link(db: Database, doctype: str, fname: str, target: str, value: Any) -> None:
@@ -239,9 +245,9 @@ def load_doc(cls: type[Document], name: str) -> Document:
     doc.flags = _dict()
     doc._is_new = False
     if meta.issingle:
-        rows = db.execute(sa.select(SINGLES.c.field, SINGLES.c.value).where(
-            SINGLES.c.doctype == meta.doctype)).all()
-        stored = dict(rows)
+        stmt = sa.select(SINGLES.c.field, SINGLES.c.value)
+        result = db.execute(stmt.where(SINGLES.c.doctype == meta.doctype))
+        stored: dict[str, Any] = {str(row[0]): row[1] for row in result}
         for fname, spec in meta.fields.items():
             text = stored.get(fname)
             setattr(doc, fname, spec.initial() if text is None else F.from_text(spec, text))

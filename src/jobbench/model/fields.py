@@ -39,8 +39,8 @@ _KINDS: dict[Any, str] = {
 }
 
 
-class Field:
-    """Options for a field; put it as the annotated attribute's value."""
+class FieldInfo:
+    """Options for a field, made by ``Field(...)``."""
 
     def __init__(
         self,
@@ -58,6 +58,23 @@ class Field:
         self.max_length = max_length
         self.index = index
         self.unique = unique
+
+
+def Field(  # noqa: N802 - reads like a type in class bodies, as pydantic's Field does
+    default: Any = MISSING,
+    *,
+    options: Sequence[str] | None = None,
+    link: str | None = None,
+    max_length: int | None = None,
+    index: bool = False,
+    unique: bool = False,
+) -> Any:
+    """Options for a field; put it as the annotated attribute's value.
+
+    Typed as ``Any`` so ``status: str = Field("Open", ...)`` type-checks like a plain default."""
+    return FieldInfo(
+        default, options=options, link=link, max_length=max_length, index=index, unique=unique
+    )
 
 
 @dataclass(frozen=True)
@@ -87,12 +104,12 @@ class FieldSpec:
         return self.default
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool, Field | None]:
+def _unwrap(annotation: Any) -> tuple[Any, bool, FieldInfo | None]:
     """Strip Optional[...] and Annotated[..., Field]; return (base type, nullable, Field)."""
-    extra: Field | None = None
+    extra: FieldInfo | None = None
     if get_origin(annotation) is typing.Annotated:
         base, *meta = get_args(annotation)
-        extra = next((m for m in meta if isinstance(m, Field)), None)
+        extra = next((m for m in meta if isinstance(m, FieldInfo)), None)
         annotation = base
     nullable = False
     if get_origin(annotation) in (typing.Union, types.UnionType):
@@ -113,7 +130,7 @@ def build_spec(name: str, annotation: Any, value: Any) -> FieldSpec:
     kind = kind_of(base)
     if kind is None:
         raise TypeError(f"field '{name}': unsupported type {base!r}")
-    if isinstance(value, Field):
+    if isinstance(value, FieldInfo):
         extra = value
     default = extra.default if extra is not None else value
     return FieldSpec(

@@ -13,7 +13,7 @@ clear ValidationError and no user string ever reaches SQL as an identifier.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from jobbench.utils import _dict
 if TYPE_CHECKING:
     from jobbench.model.database import Database
 
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "=": lambda c, v: c.is_(None) if v is None else c == v,
     "!=": lambda c, v: c.is_not(None) if v is None else sa.or_(c != v, c.is_(None)),
     "<": lambda c, v: c < v,
@@ -108,10 +108,13 @@ def _order(meta: DocMeta, order_by: str | None) -> list[Any]:
     clauses = []
     for part in order_by.split(","):
         tokens = part.split()
-        if not tokens or len(tokens) > 2 or (len(tokens) == 2 and tokens[1].lower() not in (
-            "asc", "desc")):
+        if (
+            not tokens
+            or len(tokens) > 2
+            or (len(tokens) == 2 and tokens[1].lower() not in ("asc", "desc"))
+        ):
             raise ValidationError(f"order_by {order_by!r} must look like 'field [asc|desc], ...'")
-        col = column(meta, tokens[0].strip("`\""))
+        col = column(meta, tokens[0].strip('`"'))
         clauses.append(col.desc() if len(tokens) == 2 and tokens[1].lower() == "desc" else col)
     return clauses
 

@@ -73,7 +73,9 @@ def _add_column(db: Database, table: sa.Table, col: sa.Column[Any]) -> None:
     dialect = db.engine.dialect
     preparer = dialect.identifier_preparer
     col_type = col.type.compile(dialect=dialect)
-    db.execute(sa.text(
-        f"ALTER TABLE {preparer.format_table(table)} "
-        f"ADD COLUMN {preparer.format_column(col)} {col_type}"
-    ))
+    db.execute(
+        sa.text(
+            f"ALTER TABLE {preparer.format_table(table)} "
+            f"ADD COLUMN {preparer.format_column(col)} {col_type}"
+        )
+    )
