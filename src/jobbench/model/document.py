@@ -246,7 +246,7 @@ def load_doc(cls: type[Document], name: str) -> Document:
     doc._is_new = False
     if meta.issingle:
         stmt = sa.select(SINGLES.c.field, SINGLES.c.value)
-        result = db.execute(stmt.where(SINGLES.c.doctype == meta.doctype))
+        result: Any = db.execute(stmt.where(SINGLES.c.doctype == meta.doctype))
         stored: dict[str, Any] = {str(row[0]): row[1] for row in result}
         for fname, spec in meta.fields.items():
             text = stored.get(fname)
