@@ -10,7 +10,6 @@ sites can be used one after the other (or one inside the other) without leaking 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,10 +41,6 @@ class Session:
         return f"<Session user={self.user!r}>"
 
 
-_registry: dict[tuple[str, ...], dict[str, type[Document]]] = {}
-_registry_lock = threading.Lock()
-
-
 class SiteLocal:
     """Everything bound to the current site in this context."""
 
@@ -60,6 +55,7 @@ class SiteLocal:
         self.job: Any = None
         self._db: Database | None = None
         self._hooks: dict[str, Any] | None = None
+        self._doctypes: dict[str, type[Document]] | None = None
         self._time_zone: str | None = None
 
     @property
@@ -90,18 +86,15 @@ class SiteLocal:
         return self._hooks
 
     def doctypes(self) -> dict[str, type[Document]]:
-        """Doctype name -> class, from every app's ``doctypes`` hook (cached per app list)."""
-        key = tuple(self.apps)
-        with _registry_lock:
-            found = _registry.get(key)
-        if found is None:
-            found = {}
+        """Doctype name -> class, from every app's ``doctypes`` hook (cached per context;
+        imports are sys.modules hits, and metadata is cached on each class)."""
+        if self._doctypes is None:
+            found: dict[str, type[Document]] = {}
             for path in self.hooks().get("doctypes", []):
                 cls = _import_doctype(path)
                 found[cls.get_meta().doctype] = cls
-            with _registry_lock:
-                _registry[key] = found
-        return found
+            self._doctypes = found
+        return self._doctypes
 
     def time_zone(self) -> str:
         """Site config ``time_zone`` if set, else System Settings', else the machine's zone."""

@@ -116,7 +116,8 @@ def _server_engine(db_url: str) -> tuple[sa.Engine, str, str]:
     if not DB_NAME_RE.match(name):
         raise SiteError(f"database name {name!r} in db_url: use letters, digits, _ and -")
     backend = url.get_backend_name()
-    admin = url.set(database="postgres" if backend == "postgresql" else None)
+    # URL.set() ignores None, so replace the field directly to connect without a database.
+    admin = url._replace(database="postgres" if backend == "postgresql" else None)
     return sa.create_engine(admin, isolation_level="AUTOCOMMIT"), name, backend
 
 
