@@ -1,0 +1,65 @@
+"""Run the jobbench demo on the embedded default (SQLite, nothing to install).
+
+    python examples/demo.py [BENCH_DIR]
+
+Creates a bench (in BENCH_DIR, or a temporary folder), a site, installs the demo app, migrates,
+then uses the Python API the way Frappe code does and prints what happened at each step.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(*args: str, bench: Path | None = None) -> None:
+    """Run one jobbench command as a user would, echoing it first."""
+    print(f"$ jobbench {' '.join(args)}", flush=True)
+    cmd = [sys.executable, "-m", "jobbench", *(["--bench", str(bench)] if bench else []), *args]
+    subprocess.run(cmd, check=True)
+
+
+def use_the_api(bench: Path) -> None:
+    import jobbench as frappe
+
+    print("\n# Python: import jobbench as frappe", flush=True)
+    with frappe.site_context("demo.local", bench_path=bench):
+        for subject in ("Write the report", "Review the numbers"):
+            doc = frappe.new_doc("Task", subject=subject)
+            doc.save()
+            print(f"created {doc.name}: {doc.subject!r} (status {doc.status}, owner {doc.owner})")
+        frappe.db.after_commit.add(lambda: print("after_commit callback ran: the data is durable"))
+        frappe.db.commit()
+        try:
+            frappe.new_doc("Task", subject="x", status="Lost").save()
+        except frappe.ValidationError as exc:
+            print(f"refused as expected: {exc}")
+        for row in frappe.get_all("Task", fields=["name", "subject", "status"], order_by="name"):
+            print(f"  {row.name}  {row.status:<6}  {row.subject}")
+        enabled = frappe.db.get_single_value("System Settings", "enable_scheduler")
+        print(f"System Settings: enable_scheduler={enabled}")
+
+
+def main() -> None:
+    target = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else None
+    bench = target or Path(tempfile.mkdtemp(prefix="jobbench-demo-")) / "bench"
+    run("init", str(bench))
+    shutil.copytree(
+        HERE / "demo_app", bench / "apps" / "demo_app", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    print(f"(copied examples/demo_app into {bench / 'apps'})")
+    run("new-site", "demo.local", bench=bench)
+    run("--site", "demo.local", "install-app", "demo_app", bench=bench)
+    run("--site", "demo.local", "migrate", bench=bench)
+    run("list-apps", bench=bench)
+    use_the_api(bench)
+    print(f"\nDemo bench left at {bench}")
+
+
+if __name__ == "__main__":
+    main()
