@@ -19,22 +19,34 @@ from typing import TYPE_CHECKING, Any
 
 from jobbench.errors import (
     AppError,
+    ArgumentNotSerializable,
     BenchNotFoundError,
+    BrokerError,
+    BrokerUnavailable,
     ConfigError,
     DatabaseError,
     DatabaseUnavailableError,
     DocTypeNotFoundError,
     DoesNotExistError,
     DuplicateEntryError,
+    InvalidQueue,
     JobbenchError,
+    JobError,
+    JobTimeoutException,
     LinkValidationError,
     LockWaitTimeoutError,
     MandatoryError,
+    MethodNotFound,
+    NoSuchJobError,
+    PayloadError,
     QueryDeadlockError,
+    QueueOverloaded,
+    RetryBackgroundJobError,
     SiteError,
     SiteExistsError,
     SiteNotFoundError,
     SiteNotInitializedError,
+    UnimportableMethod,
     ValidationError,
 )
 from jobbench.utils import _dict
@@ -64,6 +76,18 @@ if TYPE_CHECKING:
         get_single,
         log_error,
         new_doc,
+    )
+    from jobbench.jobs.enqueue import enqueue, enqueue_doc, task
+    from jobbench.jobs.execute import publish_progress
+    from jobbench.jobs.job import (
+        Job,
+        delete_job,
+        get_job,
+        get_job_status,
+        get_jobs,
+        is_job_enqueued,
+        retry_job,
+        stop_job,
     )
     from jobbench.model.document import Document
 
@@ -95,6 +119,19 @@ _LAZY = {
     "log_error": "jobbench.documents",
     "call": "jobbench.documents",
     "Document": "jobbench.model.document",
+    # jobs
+    "enqueue": "jobbench.jobs.enqueue",
+    "enqueue_doc": "jobbench.jobs.enqueue",
+    "task": "jobbench.jobs.enqueue",
+    "get_job": "jobbench.jobs.job",
+    "get_job_status": "jobbench.jobs.job",
+    "is_job_enqueued": "jobbench.jobs.job",
+    "get_jobs": "jobbench.jobs.job",
+    "stop_job": "jobbench.jobs.job",
+    "retry_job": "jobbench.jobs.job",
+    "delete_job": "jobbench.jobs.job",
+    "Job": "jobbench.jobs.job",
+    "publish_progress": "jobbench.jobs.execute",
 }
 
 __all__ = [
@@ -123,6 +160,20 @@ __all__ = [
     "call",
     "Document",
     "_dict",
+    # jobs
+    "enqueue",
+    "enqueue_doc",
+    "task",
+    "get_job",
+    "get_job_status",
+    "is_job_enqueued",
+    "get_jobs",
+    "stop_job",
+    "retry_job",
+    "delete_job",
+    "Job",
+    "publish_progress",
+    "job",
     # errors
     "JobbenchError",
     "ConfigError",
@@ -141,11 +192,18 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailableError",
     "QueryDeadlockError",
-    "LockWaitTimeoutError",
+    "LockWaitTimeoutError", "BrokerError", "BrokerUnavailable", "QueueOverloaded", "JobError",
+    "InvalidQueue", "MethodNotFound", "UnimportableMethod", "NoSuchJobError", "PayloadError",
+    "ArgumentNotSerializable", "JobTimeoutException", "RetryBackgroundJobError",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "job":  # inside a running job: its JobContext; None elsewhere
+        from jobbench.context import _current
+
+        local = _current.get()
+        return None if local is None else local.job
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'jobbench' has no attribute {name!r}")

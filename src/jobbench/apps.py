@@ -26,6 +26,8 @@ def load_app_hooks(app: str) -> ModuleType:
             f"app '{app}' is not importable ({exc}); install it (pip install -e PATH) "
             "or put it in the bench's apps/ folder"
         ) from exc
+    except Exception as exc:  # its __init__ raised: still a bad app, not a crash
+        raise AppError(f"app '{app}' failed to import: {exc!r}") from exc
     try:
         return importlib.import_module(f"{app}.hooks")
     except ModuleNotFoundError as exc:
@@ -35,7 +37,10 @@ def load_app_hooks(app: str) -> ModuleType:
             f"app '{app}' has no hooks.py; add {app}/hooks.py to make it an app"
         ) from exc
     except Exception as exc:
-        raise AppError(f"app '{app}': its hooks.py failed to import: {exc!r}") from exc
+        # "SyntaxError: '(' was never closed (hooks.py, line 1)", not the exception's repr
+        raise AppError(
+            f"app '{app}': its hooks.py failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _append(target: dict[str, Any], key: str, value: Any) -> None:

@@ -9,6 +9,7 @@ through untouched: apps keep their own settings there, as with Frappe.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -35,7 +36,12 @@ def _int(minimum: int) -> Check:
 
 def _number(minimum: float) -> Check:
     def check(value: Any) -> str | None:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)  # json reads the non-standard NaN and Infinity
+            and value >= minimum
+        )
         return None if ok else f"a number >= {minimum}"
 
     return check

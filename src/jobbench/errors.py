@@ -20,10 +20,22 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
     │   ├── MandatoryError           a required field left empty
     │   ├── DuplicateEntryError      a name (or unique field) already taken
     │   └── LinkValidationError      a link field pointing at a missing document
-    └── DatabaseError                the site database failed or refused
-        ├── DatabaseUnavailableError cannot connect (names the URL, password hidden)
-        ├── QueryDeadlockError       the database chose this transaction as a deadlock victim
-        └── LockWaitTimeoutError     a lock wait timed out
+    ├── DatabaseError                the site database failed or refused
+    │   ├── DatabaseUnavailableError cannot connect (names the URL, password hidden)
+    │   ├── QueryDeadlockError       the database chose this transaction as a deadlock victim
+    │   └── LockWaitTimeoutError     a lock wait timed out
+    ├── BrokerError                  the queue broker failed or refused
+    │   ├── BrokerUnavailable        cannot reach Redis / the SQLite queue file (names it)
+    │   └── QueueOverloaded          the queue already holds max_queued_jobs
+    ├── JobError                     a job cannot be enqueued as asked
+    │   ├── InvalidQueue             unknown queue name (lists the valid ones)
+    │   ├── MethodNotFound           a dotted path that does not resolve
+    │   ├── UnimportableMethod       a lambda, nested function or __main__ function
+    │   ├── NoSuchJobError           no job with that id
+    │   ├── ArgumentNotSerializable  an argument the serializer cannot carry (also a TypeError)
+    │   └── PayloadError             a job payload that is corrupt, forged or unsigned
+    ├── JobTimeoutException          raised inside a job that ran past its timeout
+    └── RetryBackgroundJobError      raise it in a job to have it retried in place
 """
 
 from __future__ import annotations
@@ -101,7 +113,67 @@ class LockWaitTimeoutError(DatabaseError):
     """The transaction waited too long for a lock."""
 
 
+class BrokerError(JobbenchError):
+    """The queue broker failed or refused an operation."""
+
+
+class BrokerUnavailable(BrokerError):  # noqa: N818 - the name the SPEC gives it
+    """The broker (Redis, or the SQLite queue file) cannot be reached or is locked too long."""
+
+
+class QueueOverloaded(BrokerError):  # noqa: N818 - the name the SPEC gives it
+    """The queue already holds ``max_queued_jobs`` jobs."""
+
+
+class JobError(JobbenchError):
+    """A job cannot be enqueued, found or run as asked."""
+
+
+class InvalidQueue(JobError, ValueError):  # noqa: N818 - Frappe's name
+    """The queue name is not one of short, default, long or a configured custom queue."""
+
+
+class MethodNotFound(JobError):  # noqa: N818 - the name the SPEC gives it
+    """A dotted method path does not resolve to a callable."""
+
+
+class UnimportableMethod(JobError, ValueError):  # noqa: N818 - pairs with MethodNotFound
+    """A callable that workers could not import by name (lambda, nested, __main__)."""
+
+
+class ArgumentNotSerializable(JobError, TypeError):  # noqa: N818 - a TypeError, as SPEC says
+    """An enqueue argument the configured serializer cannot carry."""
+
+
+class NoSuchJobError(JobError):
+    """There is no job with this id on the site."""
+
+
+class PayloadError(JobError):
+    """A job payload is corrupt, or a pickle payload is unsigned or its signature is wrong."""
+
+
+class JobTimeoutException(JobbenchError):  # noqa: N818 - Frappe/RQ's name
+    """Raised inside a job that ran past its timeout (the soft stop)."""
+
+
+class RetryBackgroundJobError(JobbenchError):
+    """Raise inside a job to have the worker retry it in place (up to 5 times)."""
+
+
 __all__ = [
+    "ArgumentNotSerializable",
+    "BrokerError",
+    "BrokerUnavailable",
+    "InvalidQueue",
+    "JobError",
+    "JobTimeoutException",
+    "MethodNotFound",
+    "NoSuchJobError",
+    "PayloadError",
+    "QueueOverloaded",
+    "RetryBackgroundJobError",
+    "UnimportableMethod",
     "AppError",
     "BenchNotFoundError",
     "ConfigError",

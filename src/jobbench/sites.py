@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +59,10 @@ def _ensure_system_settings(local: SiteLocal) -> None:
     )
 
 
-def new_site(bench: Bench, name: str, db_url: str | None = None) -> MigrateReport:
-    """Create the site folder and its database; on any failure remove what was made."""
+def new_site(
+    bench: Bench, name: str, db_url: str | None = None, apps: Sequence[str] = ()
+) -> MigrateReport:
+    """Create the site folder and its database, install ``apps``; on failure undo it all."""
     if not SITE_NAME_RE.match(name):
         raise SiteError(
             f"invalid site name {name!r}: use letters, digits, '.', '-' and '_' "
@@ -67,9 +70,14 @@ def new_site(bench: Bench, name: str, db_url: str | None = None) -> MigrateRepor
         )
     if bench.site_path(name).exists():
         raise SiteExistsError(f"site '{name}' already exists in {bench.sites_path}")
+    if apps:
+        bench.add_apps_dir_to_path()
+        for app in apps:
+            load_app_hooks(app)  # refuse a bad app before anything is created
     site_conf: dict[str, Any] = {"installed_apps": []}
     if db_url:
         site_conf["db_url"] = db_url
+    apps_txt_before = bench.apps_txt.read_text() if bench.apps_txt.exists() else None
     created_db = ensure_database(db_url) if db_url else False
     try:
         bench.site_path(name).mkdir(parents=True)
@@ -77,9 +85,14 @@ def new_site(bench: Bench, name: str, db_url: str | None = None) -> MigrateRepor
 
         validate(site_conf, f"--db-url for site {name}")
         write_json(bench.site_config_path(name), site_conf)
-        return migrate_site(bench, name)
+        report = migrate_site(bench, name)
+        for app in apps:
+            install_app(bench, name, app)
+        return report
     except BaseException:
         shutil.rmtree(bench.site_path(name), ignore_errors=True)
+        if apps and apps_txt_before is not None:
+            bench.apps_txt.write_text(apps_txt_before)
         if created_db and db_url:
             drop_database(db_url)
         raise

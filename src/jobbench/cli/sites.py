@@ -30,13 +30,12 @@ def init_command(directory: str) -> None:
 def new_site_command(state: CliState, name: str, db_url: str | None, apps: tuple[str, ...]) -> None:
     """Create site NAME with its database and the built-in doctypes."""
     bench = state.bench
-    report = site_ops.new_site(bench, name, db_url)
+    report = site_ops.new_site(bench, name, db_url, apps)  # all or nothing, apps included
     click.echo(
         f"Created site {name} ({len(report.doctypes)} doctypes, "
         f"{len(report.changes.created_tables)} tables)"
     )
     for app in apps:
-        site_ops.install_app(bench, name, app)
         click.echo(f"Installed app {app} on {name}")
 
 

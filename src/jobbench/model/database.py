@@ -197,9 +197,14 @@ class Database:
             try:
                 self._conn = self.engine.connect()
             except OperationalError as exc:
+                hint = (
+                    "does its folder exist and is it writable?"
+                    if self.backend == "sqlite"
+                    else "is the server running?"
+                )
                 raise DatabaseUnavailableError(
                     f"cannot connect to {display_url(self.engine.url)}: "
-                    f"{str(exc.orig).strip().splitlines()[0]}; is the server running?"
+                    f"{str(exc.orig).strip().splitlines()[0]}; {hint}"
                 ) from exc
         return self._conn
 

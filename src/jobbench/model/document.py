@@ -120,7 +120,15 @@ class Document:
             query.write_singles(local.db, self.meta, _without_standard(values))
         else:
             stmt = sa.update(self.meta.table).where(self.meta.table.c.name == self.name)
-            if local.db.execute(stmt.values(**values)).rowcount == 0:
+            try:
+                with local.db.atomic():  # a refused UPDATE must not abort the transaction
+                    updated = local.db.execute(stmt.values(**values)).rowcount
+            except IntegrityError as exc:
+                raise DuplicateEntryError(
+                    f"{self.doctype} {self.name!r}: a unique field repeats a value "
+                    f"({_unique_values(self)})"
+                ) from exc
+            if updated == 0:
                 raise DoesNotExistError(f"{self.doctype} {self.name!r} not found")
         self.run_method("on_update")
         return self
@@ -149,8 +157,10 @@ class Document:
         except IntegrityError as exc:
             if ignore_if_duplicate:
                 return self
+            uniques = _unique_values(self)
             raise DuplicateEntryError(
-                f"{self.doctype} {self.name!r} already exists (or a unique field repeats a value)"
+                f"{self.doctype} {self.name!r} already exists"
+                + (f" (or a unique field repeats a value: {uniques})" if uniques else "")
             ) from exc
         self._is_new = False
         self.run_method("after_insert")
@@ -218,6 +228,14 @@ class Document:
             self.creation = self.creation or now
         self.modified = now
         self.modified_by = local.session.user
+
+
+def _unique_values(doc: Document) -> str:
+    """``field='value'`` for each unique field, to name what a duplicate-key error was about."""
+    meta = doc.meta
+    return ", ".join(
+        f"{f}={getattr(doc, f, None)!r}" for f in meta.own_fields if meta.fields[f].unique
+    )
 
 
 def _without_standard(values: dict[str, Any]) -> dict[str, Any]:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, get_args, get_origin
 
 MISSING: Any = object()
+DECIMAL_DIGITS, DECIMAL_PLACES = 21, 9  # Decimal fields are NUMERIC(21, 9)
 
 # Python annotation -> field kind. JSON covers dict/list (parametrised or not) and Any.
 _KINDS: dict[Any, str] = {
@@ -132,7 +134,9 @@ def build_spec(name: str, annotation: Any, value: Any) -> FieldSpec:
         raise TypeError(f"field '{name}': unsupported type {base!r}")
     if isinstance(value, FieldInfo):
         extra = value
-    default = extra.default if extra is not None else value
+    # A plain class value is the default even when Annotated[..., Field()] gave the options.
+    use_extra = extra is not None and (value is MISSING or isinstance(value, FieldInfo))
+    default = extra.default if use_extra and extra is not None else value
     return FieldSpec(
         name=name,
         kind=kind,
@@ -157,11 +161,13 @@ def _to_date(value: Any) -> dt.date:
 
 
 def _to_datetime(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
     if isinstance(value, str):
-        return dt.datetime.fromisoformat(value)
-    raise TypeError
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError
+    if value.tzinfo is not None:  # columns are naive: PostgreSQL would shift it, others drop it
+        raise ValueError
+    return value
 
 
 def _to_time(value: Any) -> dt.time:
@@ -185,18 +191,28 @@ def _to_decimal(value: Any) -> Decimal:
         raise TypeError
     if not result.is_finite():
         raise ValueError
+    if result.as_tuple().exponent < -DECIMAL_PLACES:  # type: ignore[operator]
+        # round as the NUMERIC column of PostgreSQL and MariaDB does, so SQLite stores the same
+        result = result.quantize(Decimal(1).scaleb(-DECIMAL_PLACES), rounding=ROUND_HALF_UP)
+    if abs(result) >= 10 ** (DECIMAL_DIGITS - DECIMAL_PLACES):
+        raise ValueError
     return result
 
 
 def _to_int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:  # the BIGINT column's range
+            raise ValueError
         return value
     raise TypeError
 
 
 def _to_float(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        result = float(value)
+        if not math.isfinite(result):  # NaN/inf: SQLite stores NULL, MariaDB refuses
+            raise ValueError
+        return result
     raise TypeError
 
 
@@ -221,12 +237,12 @@ def _to_json(value: Any) -> Any:
 
 _COERCE = {
     "str": (_to_str, "a string"),
-    "int": (_to_int, "an integer"),
+    "int": (_to_int, "an integer (64-bit)"),
     "float": (_to_float, "a number"),
     "bool": (_to_bool, "a boolean (or 0/1)"),
-    "decimal": (_to_decimal, "a decimal number"),
+    "decimal": (_to_decimal, "a decimal number with at most 12 digits before the point"),
     "date": (_to_date, "a date (or ISO 'YYYY-MM-DD' string)"),
-    "datetime": (_to_datetime, "a datetime (or ISO string)"),
+    "datetime": (_to_datetime, "a datetime (or ISO string) without a time zone"),
     "time": (_to_time, "a time (or ISO 'HH:MM:SS' string)"),
     "json": (_to_json, "a JSON-serialisable value"),
 }

@@ -147,7 +147,8 @@ def build_meta(cls: type[Document]) -> DocMeta:
                     continue
                 if typing.get_origin(hints.get(fname)) is typing.ClassVar:
                     continue
-                if fname in _RESERVED:
+                # A field named like a Document method would hide it on every instance.
+                if fname in _RESERVED or callable(getattr(Document, fname, None)):
                     raise TypeError(f"{doctype}: field name '{fname}' is reserved")
                 own.append(fname)
     specs = {f.name: f for f in STANDARD_FIELDS}

@@ -80,7 +80,10 @@ def make_name(db: Database, doc: Document, today: date) -> str:
             )
         return str(value).strip()
     if is_series(rule):
-        prefix, width, suffix = parse_series(rule, today)
+        try:
+            prefix, width, suffix = parse_series(rule, today)
+        except ValueError as exc:
+            raise ValidationError(f"{doc.doctype}: {exc}") from None
         return f"{prefix}{next_series_value(db, prefix):0{width}d}{suffix}"
     if rule == "prompt":
         raise MandatoryError(f"{doc.doctype}: set doc.name before saving (naming is 'prompt')")

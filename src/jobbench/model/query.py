@@ -17,8 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
 
-from jobbench.errors import DoesNotExistError, ValidationError
+from jobbench.errors import DoesNotExistError, DuplicateEntryError, ValidationError
 from jobbench.model import fields as F
 from jobbench.model.meta import SINGLES, DocMeta
 from jobbench.utils import _dict
@@ -76,6 +79,11 @@ def column(meta: DocMeta, fieldname: str) -> sa.Column[Any]:
     return meta.table.c[fieldname]
 
 
+def _is_op(value: Any) -> bool:
+    """True for an operator in any case ("IN", "Like"), as the list form accepts."""
+    return isinstance(value, str) and value.lower().strip() in _OPS
+
+
 def _conditions(meta: DocMeta, filters: Any) -> list[Any]:
     if filters is None:
         return []
@@ -83,7 +91,7 @@ def _conditions(meta: DocMeta, filters: Any) -> list[Any]:
         return [meta.table.c.name == filters]
     if isinstance(filters, dict):
         items: Iterable[Sequence[Any]] = [
-            (k, *v) if isinstance(v, list | tuple) and v and v[0] in _OPS else (k, "=", v)
+            (k, *v) if isinstance(v, list | tuple) and v and _is_op(v[0]) else (k, "=", v)
             for k, v in filters.items()
         ]
     elif isinstance(filters, list | tuple):
@@ -98,8 +106,56 @@ def _conditions(meta: DocMeta, filters: Any) -> list[Any]:
         op = str(op).lower().strip()
         if op not in _OPS:
             raise ValidationError(f"unknown filter operator {op!r}; use one of {sorted(_OPS)}")
-        conditions.append(_OPS[op](column(meta, fieldname), value))
+        col = _comparable(meta, column(meta, fieldname))
+        conditions.append(_OPS[op](col, _typed(meta.fields[fieldname], op, value)))
     return conditions
+
+
+def _typed(spec: F.FieldSpec, op: str, value: Any) -> Any:
+    """A filter value in the field's type where it converts (PostgreSQL will not compare a
+    boolean with 0/1, Frappe code's usual check value); anything else is passed as given."""
+
+    def one(v: Any) -> Any:
+        try:
+            return F.coerce(spec, v)
+        except ValueError:
+            return v
+
+    if op in ("like", "not like", "is") or value is None:
+        return value
+    if op in ("in", "not in", "between"):
+        return [one(v) for v in value] if isinstance(value, list | tuple) else value
+    return one(value)
+
+
+class _AsNumber(ColumnElement[Any]):
+    """A decimal column in WHERE and ORDER BY. SQLite keeps decimals as exact text, which sorts
+    as text ('100' < '6'); there it reads as CAST(col AS REAL), whose numeric affinity SQLite
+    also applies to the (text) parameter. Other databases use the NUMERIC column as it is."""
+
+    inherit_cache = False
+
+    def __init__(self, col: sa.Column[Any]) -> None:
+        self.col = col
+        self.type = col.type
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.col._from_objects
+
+
+@compiles(_AsNumber)
+def _as_number(element: _AsNumber, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.col, **kw))
+
+
+@compiles(_AsNumber, "sqlite")
+def _as_number_sqlite(element: _AsNumber, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.col, **kw)} AS REAL)"
+
+
+def _comparable(meta: DocMeta, col: sa.Column[Any]) -> Any:
+    return _AsNumber(col) if meta.fields[col.name].kind == "decimal" else col
 
 
 def _order(meta: DocMeta, order_by: str | None) -> list[Any]:
@@ -114,7 +170,7 @@ def _order(meta: DocMeta, order_by: str | None) -> list[Any]:
             or (len(tokens) == 2 and tokens[1].lower() not in ("asc", "desc"))
         ):
             raise ValidationError(f"order_by {order_by!r} must look like 'field [asc|desc], ...'")
-        col = column(meta, tokens[0].strip('`"'))
+        col = _comparable(meta, column(meta, tokens[0].strip('`"')))
         clauses.append(col.desc() if len(tokens) == 2 and tokens[1].lower() == "desc" else col)
     return clauses
 
@@ -249,7 +305,14 @@ def set_value(
     if name is None:
         raise ValidationError(f"set_value on {doctype} needs a name or filters")
     stmt = sa.update(meta.table).where(*_conditions(meta, name)).values(**checked)
-    if db.execute(stmt).rowcount == 0 and isinstance(name, str):
+    try:
+        with db.atomic():  # a refused UPDATE must not abort the transaction (PostgreSQL)
+            updated = db.execute(stmt).rowcount
+    except IntegrityError as exc:
+        raise DuplicateEntryError(
+            f"{doctype} {name!r}: a unique field would repeat a value ({values!r})"
+        ) from exc
+    if updated == 0 and isinstance(name, str):
         raise DoesNotExistError(f"{doctype} {name!r} not found")
 
 

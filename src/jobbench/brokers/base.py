@@ -1,0 +1,211 @@
+"""The broker contract: how job records and queues are stored and handed to workers.
+
+A broker knows nothing of sites, documents or serialisation: it stores ``JobRecord`` values and
+moves their ids between queues and statuses. Every method states what is atomic and what is
+idempotent; the contract test suite (tests/contract/) holds both implementations to it.
+
+Vocabulary: a job is *pending* while ``queued``, ``started`` or ``scheduled`` (waiting for a
+retry); it is *final* once ``finished``, ``failed``, ``stopped`` or ``canceled``. Times are
+epoch seconds (``time.time()``).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from jobbench.jobs.record import JobRecord
+
+
+@dataclass
+class WorkerInfo:
+    """What a worker publishes about itself with each heartbeat."""
+
+    name: str
+    pid: int
+    host: str
+    queues: list[str]
+    state: str = "idle"  # idle | busy | stopping
+    current_job: str | None = None
+    successful: int = 0
+    failed: int = 0
+    working_time: float = 0.0
+    birth: float = field(default_factory=time.time)
+    heartbeat: float = field(default_factory=time.time)
+
+    def to_mapping(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long outcomes are kept (from config: rq_results_ttl, rq_job_failure_ttl, ...)."""
+
+    results_ttl: float = 600.0
+    failure_ttl: float = 7 * 24 * 3600.0
+    failed_limit: int = 1000
+
+
+class Broker(ABC):
+    """Stores job records and queues; hands jobs to workers. Safe to share across threads."""
+
+    # -- producing ----------------------------------------------------------------------------
+    @abstractmethod
+    def enqueue(
+        self,
+        record: JobRecord,
+        *,
+        at_front: bool = False,
+        deduplicate: bool = False,
+        max_queued: int | None = None,
+    ) -> bool:
+        """Store ``record`` (status ``queued``) and append it to its queue (head if at_front).
+
+        Atomic: the record and its queue entry appear together or not at all. If a record with
+        the same id exists: with ``deduplicate`` and that job pending, nothing changes and the
+        result is False; otherwise the old record is replaced (and leaves any queue/index it was
+        in). With ``max_queued``, raise ``QueueOverloaded`` (nothing written) when the queue
+        already holds that many queued jobs. Returns True when the job was enqueued."""
+
+    # -- consuming ----------------------------------------------------------------------------
+    @abstractmethod
+    def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
+        """Take the first queued job of the first non-empty queue, in the order given.
+
+        Atomic: the job leaves its queue and becomes ``started`` with ``worker``,
+        ``started_at`` and ``attempts + 1`` in one step, so no two callers ever get the same
+        job. Waits up to ``timeout`` seconds for one to arrive (0: do not wait). Returns the
+        updated record, or None."""
+
+    @abstractmethod
+    def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
+        """Record success: ``finished``, ``ended_at``, ``result``, kept ``results_ttl``.
+
+        Conditional: only a job ``started`` by ``worker`` changes; returns whether it did, so a
+        late or repeated call is a harmless no-op (idempotent)."""
+
+    @abstractmethod
+    def fail(
+        self,
+        job_id: str,
+        worker: str | None,
+        exc_info: str,
+        keep: Retention,
+        retry_at: float | None = None,
+    ) -> bool:
+        """Record a failure of a ``started`` job (by ``worker``; None matches any worker).
+
+        With ``retry_at`` and ``retries_left > 0`` the job becomes ``scheduled`` with
+        ``retries_left - 1`` and ``retry_count + 1``, to be queued again by ``promote_due``;
+        otherwise it becomes ``failed`` with ``exc_info``, kept ``failure_ttl``, and the oldest
+        failed records of its queue beyond ``failed_limit`` are deleted. Conditional and
+        idempotent like ``finish``."""
+
+    @abstractmethod
+    def mark_stopped(self, job_id: str, worker: str | None, reason: str, keep: Retention) -> bool:
+        """A ``started`` job was stopped on request: ``stopped`` with ``reason`` as exc_info.
+        Conditional and idempotent like ``finish``."""
+
+    # -- control ------------------------------------------------------------------------------
+    @abstractmethod
+    def request_stop(self, job_id: str, keep: Retention) -> str | None:
+        """Stop a job: a queued or scheduled one becomes ``canceled`` at once; a started one
+        gets ``stop_requested`` set for its worker to act on. Returns the job's status after
+        the call, or None when there is no such job. Idempotent."""
+
+    @abstractmethod
+    def requeue(self, job_id: str) -> bool:
+        """Put a final job (failed, stopped, canceled, finished) back at the tail of its queue
+        as ``queued``, clearing result, exc_info and stop_requested. Returns False for a
+        pending or unknown job. Atomic."""
+
+    @abstractmethod
+    def delete(self, job_id: str) -> bool:
+        """Remove the record and every queue/index entry of a job that is not ``started``.
+        Returns whether something was deleted."""
+
+    @abstractmethod
+    def purge(
+        self, statuses: Sequence[str], queue: str | None = None, site: str | None = None
+    ) -> int:
+        """Delete every job with one of ``statuses`` (never ``started``), optionally only in
+        ``queue`` and/or ``site``. Returns how many were deleted."""
+
+    @abstractmethod
+    def set_progress(self, job_id: str, progress: float | None, stage: str | None) -> None:
+        """Record a running job's progress (0..100) and stage. Last write wins."""
+
+    # -- liveness -----------------------------------------------------------------------------
+    @abstractmethod
+    def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
+        """Register or refresh a worker; it counts as alive for ``ttl`` seconds from now."""
+
+    @abstractmethod
+    def unregister_worker(self, name: str) -> None:
+        """Forget a worker that is shutting down cleanly."""
+
+    @abstractmethod
+    def workers(self) -> list[WorkerInfo]:
+        """Workers whose heartbeat has not expired."""
+
+    @abstractmethod
+    def reap(self, keep: Retention, now: float | None = None) -> list[str]:
+        """Settle started jobs whose worker's heartbeat has expired: each is retried (as
+        ``fail`` with ``retry_at=now``) when it has retries left, else ``failed`` with "worker
+        died". Returns the ids settled. Safe to run from many processes at once: each job is
+        settled once."""
+
+    @abstractmethod
+    def promote_due(self, now: float | None = None) -> int:
+        """Queue every ``scheduled`` job whose ``retry_at`` has passed (at the queue's tail).
+        Returns how many moved. Atomic per job."""
+
+    @abstractmethod
+    def cleanup(self, now: float | None = None) -> int:
+        """Delete final records whose retention has expired. Returns how many."""
+
+    # -- reading ------------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, job_id: str) -> JobRecord | None:
+        """The record, or None (also once its retention has expired)."""
+
+    @abstractmethod
+    def find(
+        self,
+        *,
+        site: str | None = None,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        """Records matching every given filter, newest enqueued first."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{queue: {status: n}}`` over every stored record."""
+
+    @abstractmethod
+    def queue_length(self, queue: str) -> int:
+        """How many jobs are ``queued`` in ``queue``."""
+
+    @abstractmethod
+    def position(self, job_id: str) -> int | None:
+        """0-based position of a queued job in its queue, or None if it is not queued."""
+
+    # -- leases (the scheduler's leader election) ---------------------------------------------
+    @abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew lease ``name`` for ``owner`` for ``ttl`` seconds. True when ``owner``
+        holds it afterwards. Atomic: two owners never both hold an unexpired lease."""
+
+    @abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give up the lease if ``owner`` holds it."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The broker may not be used afterwards."""

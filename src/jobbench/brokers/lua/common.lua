@@ -1,0 +1,106 @@
+-- Shared helpers: the broker prepends this file to every script before registering it.
+-- ARGV[1] is always the key prefix "jb:<bench_id>:"; every other key is derived from it, so
+-- the scripts need a single Redis instance (not Cluster). Times arrive from Python as strings
+-- and are stored verbatim, so no precision is lost in Lua numbers.
+local P = ARGV[1]
+local STATUSES = {'queued', 'started', 'scheduled', 'finished', 'failed', 'stopped', 'canceled'}
+local FINAL = {finished = true, failed = true, stopped = true, canceled = true}
+local PENDING = {queued = true, started = true, scheduled = true}
+
+local function jkey(id) return P .. 'job:' .. id end
+local function qkey(queue) return P .. 'queue:' .. queue end
+local function idx(queue, status) return P .. 'idx:' .. queue .. ':' .. status end
+
+-- A member of the `expiring` zset carries status and queue, so cleanup can unindex a record
+-- whose hash Redis already expired: "<status>|<#queue>|<queue><id>".
+local function exp_member(status, queue, id)
+  return status .. '|' .. #queue .. '|' .. queue .. id
+end
+
+local function parse_member(m)
+  local a = string.find(m, '|', 1, true)
+  local b = string.find(m, '|', a + 1, true)
+  local n = tonumber(string.sub(m, a + 1, b - 1))
+  return string.sub(m, 1, a - 1), string.sub(m, b + 1, b + n), string.sub(m, b + n + 1)
+end
+
+-- Wake one idle claimer of `queue`; tokens never outnumber the queued jobs.
+local function wake(queue)
+  local w = P .. 'wake:' .. queue
+  if redis.call('LLEN', w) < redis.call('LLEN', qkey(queue)) then
+    redis.call('RPUSH', w, '1')
+  end
+end
+
+-- Remove `id` from every structure that being (`queue`, `status`) puts it in; not the hash.
+local function unindex(id, queue, status)
+  redis.call('ZREM', idx(queue, status), id)
+  if status == 'queued' then
+    redis.call('LREM', qkey(queue), 1, id)
+  elseif status == 'started' then
+    redis.call('ZREM', P .. 'started', id)
+  elseif status == 'scheduled' then
+    redis.call('ZREM', P .. 'scheduled', id)
+  elseif FINAL[status] then
+    redis.call('ZREM', P .. 'expiring', exp_member(status, queue, id))
+    if status == 'failed' then redis.call('ZREM', P .. 'failed:' .. queue, id) end
+  end
+end
+
+-- Forget the entry (`id`, `queue`, `status`); delete the hash only if it is that record (an
+-- expired hash may have been replaced by a new job with the same id). Returns whether a
+-- stored record went away: the hash, or an expired one Redis already evicted.
+local function drop(id, queue, status)
+  unindex(id, queue, status)
+  local cur = redis.call('HMGET', jkey(id), 'queue', 'status')
+  if cur[1] == queue and cur[2] == status then
+    redis.call('DEL', jkey(id))
+    return true
+  end
+  return not cur[2]
+end
+
+-- Enter final `status` (the caller already left the previous one): index, expire.
+local function finalize(id, queue, status, enqueued_at, expires_at, expire_ms)
+  local key = jkey(id)
+  redis.call('ZADD', idx(queue, status), enqueued_at, id)
+  redis.call('ZADD', P .. 'expiring', expires_at, exp_member(status, queue, id))
+  redis.call('HSET', key, 'expires_at', expires_at)
+  redis.call('PEXPIREAT', key, expire_ms)
+end
+
+local function trim_failed(queue, limit)
+  local key = P .. 'failed:' .. queue
+  local extra = redis.call('ZCARD', key) - limit
+  if extra <= 0 then return end
+  for _, id in ipairs(redis.call('ZRANGE', key, 0, extra - 1)) do drop(id, queue, 'failed') end
+end
+
+-- Does a `started` record match the caller's worker ('' matches any)?
+local function started_by(h_status, h_worker, worker)
+  return h_status == 'started' and (worker == '' or h_worker == worker)
+end
+
+-- fail(): retry as `scheduled` when asked and retries are left, else `failed` (+ trim).
+-- r = {now, retry_at or '', expires_at, expire_ms, failed_limit}
+local function fail_job(id, worker, exc, r)
+  local key = jkey(id)
+  local h = redis.call('HMGET', key, 'status', 'worker', 'queue', 'enqueued_at', 'retries_left')
+  if not started_by(h[1], h[2], worker) then return 0 end
+  local queue = h[3]
+  unindex(id, queue, 'started')
+  if r[2] ~= '' and tonumber(h[5] or '0') > 0 then
+    redis.call('HSET', key, 'status', 'scheduled', 'retry_at', r[2], 'exc_info', exc,
+      'ended_at', r[1])
+    redis.call('HINCRBY', key, 'retries_left', -1)
+    redis.call('HINCRBY', key, 'retry_count', 1)
+    redis.call('ZADD', idx(queue, 'scheduled'), h[4], id)
+    redis.call('ZADD', P .. 'scheduled', r[2], id)
+    return 1
+  end
+  redis.call('HSET', key, 'status', 'failed', 'ended_at', r[1], 'exc_info', exc)
+  redis.call('ZADD', P .. 'failed:' .. queue, r[1], id)
+  finalize(id, queue, 'failed', h[4], r[3], r[4])
+  trim_failed(queue, tonumber(r[5]))
+  return 1
+end

@@ -1,0 +1,259 @@
+"""Job commands: worker, worker-pool, enqueue, execute, and ``jobs list|show|stop|...``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.errors import JobbenchError
+
+STRATEGIES = click.Choice(["default", "round_robin", "random"])
+
+
+def _kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg} at column {exc.colno})", param_hint="--kwargs"
+        ) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object like '{\"x\": 1}'", param_hint="--kwargs")
+    return value
+
+
+def _queues(state: CliState, text: str | None) -> list[str]:
+    from jobbench.jobs.queues import parse_queue_list
+
+    return parse_queue_list(state.bench.common_config(), text)
+
+
+@cli.command("worker")
+@click.option(
+    "--queue",
+    "queue_text",
+    help="Queues in priority order, e.g. short,default (default: every queue).",
+)
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@click.option("--strategy", type=STRATEGIES, default="default", show_default=True)
+@click.option("--quiet", is_flag=True, help="Log only start and stop.")
+@pass_state
+def worker_command(
+    state: CliState, queue_text: str | None, burst: bool, strategy: str, quiet: bool
+) -> None:
+    """Run one worker (a supervisor plus an executor) on the queues."""
+    from jobbench.worker.worker import Worker
+
+    bench = state.bench
+    worker = Worker(bench, _queues(state, queue_text), strategy, burst, quiet)
+    sys.exit(worker.work())
+
+
+@cli.command("worker-pool")
+@click.option("--queue", "queue_text", help="Queues in priority order (default: every queue).")
+@click.option("--num-workers", default=2, show_default=True, type=click.IntRange(1, 256))
+@click.option("--burst", is_flag=True, help="Each worker exits once the queues are empty.")
+@click.option("--strategy", type=STRATEGIES, default="default", show_default=True)
+@click.option("--quiet", is_flag=True)
+@pass_state
+def worker_pool_command(
+    state: CliState,
+    queue_text: str | None,
+    num_workers: int,
+    burst: bool,
+    strategy: str,
+    quiet: bool,
+) -> None:
+    """Run N workers under one parent that restarts any that die."""
+    from jobbench.worker.pool import WorkerPool
+
+    pool = WorkerPool(state.bench, _queues(state, queue_text), num_workers, strategy, burst, quiet)
+    sys.exit(pool.run())
+
+
+@cli.command("enqueue")
+@click.argument("method")
+@click.option("--queue", default="default", show_default=True)
+@click.option("--kwargs", "kwargs_text", metavar="JSON", help="Arguments as a JSON object.")
+@click.option("--at-front", is_flag=True, help="Put the job at the head of its queue.")
+@click.option("--timeout", type=int, help="Seconds (-1: none); default: the queue's.")
+@click.option("--job-id", help="Your id for the job.")
+@pass_state
+def enqueue_command(
+    state: CliState,
+    method: str,
+    queue: str,
+    kwargs_text: str | None,
+    at_front: bool,
+    timeout: int | None,
+    job_id: str | None,
+) -> None:
+    """Enqueue METHOD (a dotted path) on the site; prints the job id."""
+    from jobbench.context import site_context
+    from jobbench.jobs.enqueue import enqueue
+
+    kwargs = _kwargs(kwargs_text)
+    with site_context(state.site(), state.bench.path):
+        job = enqueue(
+            method, queue=queue, at_front=at_front, timeout=timeout, job_id=job_id, **kwargs
+        )
+    click.echo(job.id if job is not None else "(not enqueued: a duplicate is pending)")
+
+
+@cli.command("execute")
+@click.argument("method")
+@click.option("--kwargs", "kwargs_text", metavar="JSON", help="Arguments as a JSON object.")
+@pass_state
+def execute_command(state: CliState, method: str, kwargs_text: str | None) -> None:
+    """Run METHOD now in this process as Administrator, commit, and print its result."""
+    from jobbench.context import site_context
+    from jobbench.documents import call
+    from jobbench.jobs.enqueue import method_path
+
+    kwargs = _kwargs(kwargs_text)
+    with site_context(state.site(), state.bench.path) as local:
+        method_path(method)  # MethodNotFound with a clear reason before anything runs
+        try:
+            result = call(method, **kwargs)
+        except JobbenchError:
+            raise
+        except Exception as exc:
+            local.db.rollback()
+            raise click.ClickException(f"{method} raised {type(exc).__name__}: {exc}") from exc
+        local.db.commit()
+    if result is not None:
+        click.echo(json.dumps(result, default=str))
+
+
+@cli.group("jobs")
+def jobs_group() -> None:
+    """List and act on jobs."""
+
+
+def _site_ctx(state: CliState) -> Any:
+    from jobbench.context import site_context
+
+    return site_context(state.site(), state.bench.path)
+
+
+@jobs_group.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(
+        ["queued", "started", "finished", "failed", "stopped", "canceled", "scheduled"]
+    ),
+)
+@click.option("--queue")
+@click.option("--all-sites", is_flag=True, help="Jobs of every site.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@format_option
+@pass_state
+def jobs_list(
+    state: CliState, status: str | None, queue: str | None, all_sites: bool, limit: int, fmt: str
+) -> None:
+    """Jobs of the site, newest first."""
+    from jobbench.jobs.job import get_jobs
+
+    with _site_ctx(state):
+        jobs = get_jobs(site="all" if all_sites else None, queue=queue, status=status, limit=limit)
+        rows = [j.to_dict() for j in jobs]
+    if fmt == "json":
+        echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "site", "queue", "status", "method", "enqueued", "attempts")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["site"],
+            r["queue"],
+            r["status"],
+            r["method"],
+            f"{r['enqueued_at']:%Y-%m-%d %H:%M:%S}",
+            str(r["attempts"]),
+        )
+    Console().print(table)
+
+
+@jobs_group.command("show")
+@click.argument("job_id")
+@format_option
+@pass_state
+def jobs_show(state: CliState, job_id: str, fmt: str) -> None:
+    """Everything about one job."""
+    from jobbench.errors import NoSuchJobError
+    from jobbench.jobs.job import get_job
+
+    with _site_ctx(state) as local:
+        job = get_job(job_id)
+        if job is None:
+            raise NoSuchJobError(f"no job {job_id!r} on site '{local.site}'")
+        data = job.to_dict()
+    if fmt == "json":
+        echo_json(data)
+        return
+    for key, value in data.items():
+        if key != "exc_info":
+            click.echo(f"{key:>12}: {value}")
+    if data["exc_info"]:
+        click.echo(data["exc_info"])
+
+
+@jobs_group.command("stop")
+@click.argument("job_id")
+@pass_state
+def jobs_stop(state: CliState, job_id: str) -> None:
+    """Cancel a queued job, or stop a running one."""
+    from jobbench.jobs.job import stop_job
+
+    with _site_ctx(state):
+        status = stop_job(job_id)
+    word = "stop requested (the worker stops it within ~1 s)" if status == "started" else status
+    click.echo(f"{job_id}: {word}")
+
+
+@jobs_group.command("retry")
+@click.argument("job_id")
+@pass_state
+def jobs_retry(state: CliState, job_id: str) -> None:
+    """Queue a failed, stopped or canceled job again."""
+    from jobbench.jobs.job import retry_job
+
+    with _site_ctx(state):
+        if not retry_job(job_id):
+            raise click.ClickException(f"{job_id} is still pending; only ended jobs are retried")
+    click.echo(f"{job_id}: queued again")
+
+
+@jobs_group.command("delete")
+@click.argument("job_id")
+@pass_state
+def jobs_delete(state: CliState, job_id: str) -> None:
+    """Delete a job that is not running."""
+    from jobbench.jobs.job import delete_job
+
+    with _site_ctx(state):
+        if not delete_job(job_id):
+            raise click.ClickException(f"{job_id} is running; stop it first")
+    click.echo(f"{job_id}: deleted")
+
+
+@jobs_group.command("purge-failed")
+@click.option("--queue")
+@click.option("--all-sites", is_flag=True)
+@pass_state
+def jobs_purge_failed(state: CliState, queue: str | None, all_sites: bool) -> None:
+    """Delete the failed job records of the site."""
+    from jobbench.jobs.job import purge_failed
+
+    with _site_ctx(state):
+        count = purge_failed(queue=queue, all_sites=all_sites)
+    click.echo(f"Purged {count} failed job(s)")

@@ -1,0 +1,1 @@
+"""Jobs: records, serialisation, enqueue, execution."""

@@ -1,0 +1,258 @@
+"""enqueue, enqueue_doc and the @task decorator (SPEC section 3).
+
+Everything a worker would trip over is refused here, before anything is written: an unknown
+queue, a method workers cannot import by name, a dotted path that does not resolve, an unknown
+doctype, an argument the serializer cannot carry, a bad timeout or retry count.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from jobbench.brokers.factory import get_broker
+from jobbench.context import SiteLocal, current, get_controller
+from jobbench.errors import JobError, MethodNotFound, UnimportableMethod
+from jobbench.jobs import serializer, tracking
+from jobbench.jobs.job import Job
+from jobbench.jobs.queues import validate_queue
+from jobbench.jobs.record import JobRecord, full_id
+from jobbench.utils import call_with_accepted_kwargs
+
+
+def resolve(path: str) -> Any:
+    """Import ``package.module.Class.attr``: the longest importable module prefix, then attrs."""
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise MethodNotFound(f"'{path}': importing {module_name} failed: {exc}") from exc
+        except Exception as exc:
+            raise MethodNotFound(f"'{path}': importing {module_name} failed: {exc!r}") from exc
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError as exc:
+            raise MethodNotFound(f"'{path}' does not resolve: {exc}") from exc
+        return obj
+    raise MethodNotFound(f"'{path}' does not resolve: no importable module in it")
+
+
+def method_path(method: str | Callable[..., Any]) -> str:
+    """The dotted path workers will import, checked to resolve back to the same callable."""
+    if isinstance(method, str):
+        target = resolve(method)
+        if not callable(target):
+            raise MethodNotFound(
+                f"'{method}' resolves to a {type(target).__name__}, not a function"
+            )
+        return method
+    if not callable(method):
+        raise MethodNotFound(f"{method!r} is not callable; pass a function or a dotted path")
+    module = getattr(method, "__module__", None)
+    qualname = getattr(method, "__qualname__", None) or getattr(method, "__name__", None)
+    why = _unimportable_reason(method, module, qualname)
+    if why:
+        raise UnimportableMethod(
+            f"{getattr(method, '__qualname__', method)!r} cannot be run by a worker: {why}. "
+            "Define it at module level in an importable module, or pass its dotted path"
+        )
+    path = f"{module}.{qualname}"
+    target = resolve(path)
+    if getattr(target, "__func__", target) is not getattr(method, "__func__", method):
+        raise UnimportableMethod(
+            f"'{path}' does not import back to the function given; pass its dotted path instead"
+        )
+    return path
+
+
+def _unimportable_reason(method: Any, module: str | None, qualname: str | None) -> str | None:
+    if not module or not qualname:
+        return "it has no module-level name"
+    if module == "__main__":
+        return "it is defined in __main__ (the script being run), which workers do not import"
+    if "<lambda>" in qualname:
+        return "it is a lambda"
+    if "<locals>" in qualname:
+        return "it is defined inside another function"
+    if inspect.ismethod(method) and not inspect.isclass(method.__self__):
+        return "it is a method bound to an object"
+    return None
+
+
+def _timeout(timeout: Any, default: int) -> int:
+    if timeout is None:
+        return default
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise JobError(f"timeout must be seconds (a number) or -1, got {timeout!r}")
+    if timeout == -1:
+        return -1
+    if timeout <= 0:
+        raise JobError(f"timeout must be > 0 seconds, or -1 for none; got {timeout!r}")
+    return int(max(1, round(timeout)))
+
+
+def _payload(local: SiteLocal, kwargs: dict[str, Any]) -> tuple[bytes, str]:
+    kind = str(local.conf.get("job_serializer") or "json")
+    try:
+        return serializer.dumps(kwargs, kind, str(local.conf.secret_key or ""), "argument"), kind
+    except serializer.Unserializable as exc:
+        name = exc.path.removeprefix("argument")
+        from jobbench.errors import ArgumentNotSerializable
+
+        hint = "pass plain data (or a saved Document), or set job_serializer to 'pickle'"
+        if kind == "pickle":
+            hint = "pass something picklable"
+        raise ArgumentNotSerializable(
+            f"argument {name} of type {type(exc.value).__name__} cannot be carried by the "
+            f"{kind} serializer; {hint}"
+        ) from None
+
+
+def enqueue(
+    method: str | Callable[..., Any],
+    queue: str = "default",
+    timeout: int | float | None = None,
+    is_async: bool = True,
+    now: bool = False,
+    job_name: str | None = None,
+    enqueue_after_commit: bool = False,
+    at_front: bool = False,
+    track_job: bool = False,
+    *,
+    job_id: str | None = None,
+    deduplicate: bool = False,
+    on_success: str | Callable[..., Any] | None = None,
+    on_failure: str | Callable[..., Any] | None = None,
+    retry: int = 0,
+    **kwargs: Any,
+) -> Any:
+    """Put ``method(**kwargs)`` on ``queue`` for a worker; see SPEC section 3."""
+    local = current()
+    if now or not is_async:
+        fn = method if callable(method) else resolve(method_path(method))
+        return call_with_accepted_kwargs(fn, kwargs)
+    default_timeout = validate_queue(local.conf, queue)
+    path = method_path(method)
+    record = JobRecord(
+        id=full_id(local.site, _job_id(job_id, deduplicate)),
+        site=local.site,
+        queue=queue,
+        method=path,
+        payload=b"",
+        user=local.session.user,
+        timeout=_timeout(timeout, default_timeout),
+        job_name=job_name or path,
+        retries_left=_retries(retry),
+        on_success=method_path(on_success) if on_success else None,
+        on_failure=method_path(on_failure) if on_failure else None,
+    )
+    record.payload, record.serializer = _payload(local, kwargs)
+    push = functools.partial(_push, local, record, at_front, deduplicate, track_job, kwargs)
+    if enqueue_after_commit:
+        local.db.after_commit.add(push)
+        return None
+    return push()
+
+
+def _job_id(job_id: str | None, deduplicate: bool) -> str:
+    if job_id is not None and (not isinstance(job_id, str) or not job_id):
+        raise JobError(f"job_id must be a non-empty string, got {job_id!r}")
+    if deduplicate and not job_id:
+        raise JobError("deduplicate=True needs a job_id to recognise the duplicate")
+    return job_id or uuid.uuid4().hex
+
+
+def _retries(retry: Any) -> int:
+    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+        raise JobError(f"retry must be a whole number >= 0, got {retry!r}")
+    return retry
+
+
+def _push(
+    local: SiteLocal,
+    record: JobRecord,
+    at_front: bool,
+    deduplicate: bool,
+    track_job: bool,
+    kwargs: dict[str, Any],
+) -> Job | None:
+    broker = get_broker(local.bench, local.conf)
+    if track_job:
+        record.task_id = uuid.uuid4().hex
+    max_queued = local.conf.get("max_queued_jobs")
+    if not broker.enqueue(
+        record,
+        at_front=at_front,
+        deduplicate=deduplicate,
+        max_queued=int(max_queued) if max_queued else None,
+    ):
+        return None
+    if track_job:
+        tracking.create_task(local, record, kwargs)
+    return Job(record, broker, str(local.conf.secret_key or ""))
+
+
+def enqueue_doc(
+    doctype: str,
+    name: str | None = None,
+    method: str | None = None,
+    queue: str = "long",
+    timeout: int | float | None = 4000,
+    now: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Enqueue ``doc.<method>(**kwargs)``; the worker loads the document fresh."""
+    get_controller(doctype)  # an unknown doctype is refused here (DocTypeNotFoundError)
+    if not name or not method:
+        raise JobError("enqueue_doc needs a document name and a method name")
+    extra = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENQUEUE_OPTIONS}
+    return enqueue(
+        "jobbench.jobs.execute.run_doc_method",
+        queue=queue,
+        timeout=timeout,
+        now=now,
+        doctype=doctype,
+        name=name,
+        doc_method=method,
+        kwargs=kwargs,
+        **extra,
+    )
+
+
+_ENQUEUE_OPTIONS = {
+    "is_async",
+    "job_name",
+    "enqueue_after_commit",
+    "at_front",
+    "track_job",
+    "job_id",
+    "deduplicate",
+    "on_success",
+    "on_failure",
+    "retry",
+}
+
+
+def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@task(queue="long")`` gives the function an ``.enqueue(**kwargs)`` with those options."""
+    unknown = set(options) - _ENQUEUE_OPTIONS - {"queue", "timeout", "now"}
+    if unknown:
+        raise JobError(f"task() got unknown options: {', '.join(sorted(unknown))}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def enqueue_it(**kwargs: Any) -> Any:
+            return enqueue(fn, **{**options, **kwargs})
+
+        fn.enqueue = enqueue_it  # type: ignore[attr-defined]
+        return fn
+
+    return decorate

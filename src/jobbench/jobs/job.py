@@ -1,0 +1,263 @@
+"""The Job handle returned by enqueue, and job lookup by the caller's id.
+
+Ids given to and shown by these functions are the caller's (un-namespaced) ids; the current
+site supplies the namespace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from jobbench.brokers.base import Broker
+from jobbench.jobs import serializer
+from jobbench.jobs.record import PENDING_STATUSES, JobRecord, full_id, split_id
+
+
+def _when(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+class Job:
+    """A job as last read from the broker; ``refresh()`` reads it again."""
+
+    def __init__(self, record: JobRecord, broker: Broker, secret: str = "") -> None:
+        self._record = record
+        self._broker = broker
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.method} {self.status}>"
+
+    @property
+    def record(self) -> JobRecord:
+        return self._record
+
+    @property
+    def id(self) -> str:
+        return split_id(self._record.id)[1]
+
+    @property
+    def site(self) -> str:
+        return self._record.site
+
+    @property
+    def status(self) -> str:
+        return str(self._record.status)
+
+    def get_status(self, refresh: bool = True) -> str:
+        if refresh:
+            self.refresh()
+        return self.status
+
+    @property
+    def queue(self) -> str:
+        return self._record.queue
+
+    @property
+    def method(self) -> str:
+        return self._record.method
+
+    @property
+    def timeout(self) -> int:
+        return self._record.timeout
+
+    @property
+    def job_name(self) -> str:
+        return self._record.job_name
+
+    @property
+    def user(self) -> str:
+        return self._record.user
+
+    @property
+    def worker(self) -> str | None:
+        return self._record.worker
+
+    @property
+    def attempts(self) -> int:
+        return self._record.attempts
+
+    @property
+    def progress(self) -> float | None:
+        return self._record.progress
+
+    @property
+    def stage(self) -> str | None:
+        return self._record.stage
+
+    @property
+    def task_id(self) -> str | None:
+        return self._record.task_id
+
+    @property
+    def kwargs(self) -> Any:
+        """The arguments, decoded without touching the database (documents stay references)."""
+        return display_payload(self._record.payload, self._record.serializer, self._secret)
+
+    @property
+    def result(self) -> Any:
+        data = self._record.result
+        if data is None:
+            return None
+        return serializer.loads(data, "json", self._secret)
+
+    @property
+    def exc_info(self) -> str | None:
+        return self._record.exc_info
+
+    @property
+    def enqueued_at(self) -> dt.datetime | None:
+        return _when(self._record.enqueued_at)
+
+    @property
+    def started_at(self) -> dt.datetime | None:
+        return _when(self._record.started_at)
+
+    @property
+    def ended_at(self) -> dt.datetime | None:
+        return _when(self._record.ended_at)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status == "finished"
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == "queued"
+
+    @property
+    def is_started(self) -> bool:
+        return self.status == "started"
+
+    def refresh(self) -> Job:
+        record = self._broker.get(self._record.id)
+        if record is not None:
+            self._record = record
+        return self
+
+    def get_position(self) -> int | None:
+        return self._broker.position(self._record.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "site": self.site,
+            "queue": self.queue,
+            "method": self.method,
+            "job_name": self.job_name,
+            "status": self.status,
+            "user": self.user,
+            "timeout": self.timeout,
+            "attempts": self.attempts,
+            "worker": self.worker,
+            "progress": self.progress,
+            "stage": self.stage,
+            "enqueued_at": self.enqueued_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "kwargs": self.kwargs,
+            "result": _safe(lambda: self.result),
+            "exc_info": self.exc_info,
+        }
+
+
+def _safe(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - display only
+        return f"<unreadable: {exc}>"
+
+
+def display_payload(payload: bytes, kind: str, secret: str) -> Any:
+    """Arguments for display: JSON as stored (tags kept), pickle only when the signature holds."""
+    if kind == "pickle":
+        return _safe(lambda: serializer.loads(payload, "pickle", secret))
+    return _safe(lambda: json.loads(payload))
+
+
+# -- lookup by the caller's id, in the current site ---------------------------------------------
+def _site_broker() -> tuple[str, Broker, str]:
+    from jobbench.brokers.factory import get_broker
+    from jobbench.context import current
+
+    local = current()
+    return local.site, get_broker(local.bench, local.conf), str(local.conf.secret_key or "")
+
+
+def get_job(job_id: str) -> Job | None:
+    site, broker, secret = _site_broker()
+    record = broker.get(full_id(site, job_id))
+    return None if record is None else Job(record, broker, secret)
+
+
+def get_job_status(job_id: str) -> str | None:
+    job = get_job(job_id)
+    return None if job is None else job.status
+
+
+def is_job_enqueued(job_id: str) -> bool:
+    """True while the job is queued, started or waiting for a retry (Frappe's meaning)."""
+    status = get_job_status(job_id)
+    return status is not None and status in PENDING_STATUSES
+
+
+def get_jobs(
+    site: str | None = None,
+    queue: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Job]:
+    """Jobs of ``site`` (default: the current site; ``"all"``: every site), newest first."""
+    current_site, broker, secret = _site_broker()
+    wanted = None if site == "all" else (site or current_site)
+    records = broker.find(site=wanted, queue=queue, status=status, limit=limit, offset=offset)
+    return [Job(r, broker, secret) for r in records]
+
+
+# -- control ------------------------------------------------------------------------------------
+def _require(job_id: str) -> tuple[str, Broker, JobRecord]:
+    from jobbench.errors import NoSuchJobError
+
+    site, broker, _ = _site_broker()
+    record = broker.get(full_id(site, job_id))
+    if record is None:
+        raise NoSuchJobError(f"no job {job_id!r} on site '{site}'")
+    return site, broker, record
+
+
+def stop_job(job_id: str) -> str:
+    """Cancel a queued job, or ask the worker running it to stop it. Returns the status."""
+    from jobbench.brokers.factory import retention
+    from jobbench.context import current
+
+    _, broker, record = _require(job_id)
+    status = broker.request_stop(record.id, retention(current().conf))
+    if status == "canceled" and record.task_id:
+        from jobbench.worker.settle import sync_task
+
+        sync_task(broker, current().bench, record.id, "canceled before it started")
+    return str(status)
+
+
+def retry_job(job_id: str) -> bool:
+    """Queue a failed, stopped or canceled job again. False if it is still pending."""
+    _, broker, record = _require(job_id)
+    return broker.requeue(record.id)
+
+
+def delete_job(job_id: str) -> bool:
+    """Delete a job that is not running. False if it is running."""
+    _, broker, record = _require(job_id)
+    return broker.delete(record.id)
+
+
+def purge_failed(queue: str | None = None, all_sites: bool = False) -> int:
+    site, broker, _ = _site_broker()
+    return broker.purge(["failed"], queue=queue, site=None if all_sites else site)

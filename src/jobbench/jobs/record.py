@@ -1,0 +1,114 @@
+"""The job record: what a broker stores for one job, and the status enum.
+
+A record is plain data (str, int, float, bytes): brokers store and return it without knowing
+what the payload means. Serialisation of arguments and results stays above the broker.
+
+Ids: the caller's ``job_id`` (any non-empty string) is stored as ``<site>::<job_id>``. Site
+names cannot contain ``:``, so the first ``::`` always splits a stored id back into its parts,
+and two sites can use the same ``job_id``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    CANCELED = "canceled"
+    SCHEDULED = "scheduled"  # waiting for a retry at ``retry_at``
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+)
+PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED})
+SEPARATOR = "::"
+
+
+def full_id(site: str, job_id: str) -> str:
+    return f"{site}{SEPARATOR}{job_id}"
+
+
+def split_id(stored: str) -> tuple[str, str]:
+    site, _, job_id = stored.partition(SEPARATOR)
+    return site, job_id
+
+
+@dataclass
+class JobRecord:
+    """One job as brokers store it. ``id`` is the stored (site-namespaced) id."""
+
+    id: str
+    site: str
+    queue: str
+    method: str
+    payload: bytes
+    serializer: str = "json"
+    user: str = "Administrator"
+    timeout: int = 300
+    job_name: str = ""
+    status: str = JobStatus.QUEUED
+    enqueued_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    ended_at: float | None = None
+    worker: str | None = None
+    result: bytes | None = None
+    exc_info: str | None = None
+    attempts: int = 0
+    retries_left: int = 0
+    retry_count: int = 0
+    retry_at: float | None = None
+    progress: float | None = None
+    stage: str | None = None
+    task_id: str | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+    stop_requested: int = 0
+
+    @property
+    def job_id(self) -> str:
+        return split_id(self.id)[1]
+
+    def to_mapping(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> JobRecord:
+        """Build from stored fields (str/bytes values as Redis gives them) with types restored."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            kwargs[f.name] = _decode(f.name, data[f.name])
+        return cls(**kwargs)
+
+
+_FLOATS = {"enqueued_at", "started_at", "ended_at", "retry_at", "progress"}
+_INTS = {"timeout", "attempts", "retries_left", "retry_count", "stop_requested"}
+_BYTES = {"payload", "result"}
+
+
+def _decode(name: str, value: Any) -> Any:
+    if value is None or value == b"" and name not in _BYTES:
+        return None if name not in _INTS else 0
+    if name in _BYTES:
+        return value if isinstance(value, bytes) else str(value).encode()
+    if isinstance(value, bytes):
+        value = value.decode()
+    if name in _FLOATS:
+        return float(value)
+    if name in _INTS:
+        return int(value)
+    return value

@@ -1,0 +1,1 @@
+"""Workers: a supervising parent (worker.py) around a reusable executor (executor.py)."""

@@ -1,0 +1,152 @@
+"""The executor: a long-lived child of the worker that claims and runs job after job.
+
+It has the apps imported and the site connections pooled, so a job costs no fork. It tells
+its parent when a job starts and ends (one line each on a pipe), so the parent can enforce the
+hard deadline and settle the job if the executor dies. Signals from the parent:
+
+* SIGALRM (its own timer) raises ``JobTimeoutException`` in the job: the soft timeout;
+* SIGUSR1 raises ``StopJob`` in the job: stop it now (cold shutdown, ``jobs stop``);
+* SIGUSR2 asks it to exit after the current job (warm shutdown).
+
+It runs in its own process group, so the parent's hard stop (``killpg``) also reaps any
+children the job forked, and it asks the kernel to kill it if the parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import random
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from jobbench.bench import Bench
+from jobbench.brokers.base import Broker, Retention
+from jobbench.brokers.factory import get_broker, retention
+from jobbench.errors import JobTimeoutException
+from jobbench.jobs.execute import Outcome, StopJob, execute_job
+from jobbench.jobs.record import JobRecord
+
+MAX_BACKOFF = 3600.0
+IDLE_CLAIM_WAIT = 1.0
+
+
+@dataclass
+class ExecutorConfig:
+    bench_path: str
+    worker_name: str
+    queues: list[str]
+    strategy: str = "default"
+    burst: bool = False
+
+
+class _State:
+    in_job = False
+    exit_after_job = False
+    timeout = 0
+
+
+def _on_alarm(_sig: int, _frame: FrameType | None) -> None:
+    if _State.in_job:
+        raise JobTimeoutException(f"Job exceeded its timeout of {_State.timeout} s (soft stop)")
+
+
+def _on_stop(_sig: int, _frame: FrameType | None) -> None:
+    if _State.in_job:
+        raise StopJob("stopped on request")
+    _State.exit_after_job = True
+
+
+def _on_warm(_sig: int, _frame: FrameType | None) -> None:
+    _State.exit_after_job = True
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the kernel sends SIGKILL to us when our parent dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent's heartbeat expiry still settles the job
+
+
+def backoff(retry_count: int) -> float:
+    """Seconds before retry number ``retry_count + 1``: 1, 2, 4, ... capped at an hour."""
+    return float(min(2**retry_count, MAX_BACKOFF))
+
+
+def order_queues(queues: list[str], strategy: str, turn: int) -> list[str]:
+    if strategy == "round_robin" and queues:
+        k = turn % len(queues)
+        return queues[k:] + queues[:k]
+    if strategy == "random":
+        return random.sample(queues, len(queues))
+    return queues
+
+
+def record_outcome(
+    broker: Broker, record: JobRecord, worker: str, outcome: Outcome, keep: Retention
+) -> None:
+    if outcome.status == "finished":
+        broker.finish(record.id, worker, outcome.result, keep)
+    elif outcome.status == "stopped":
+        broker.mark_stopped(record.id, worker, outcome.exc_info or "stopped", keep)
+    else:
+        retry_at = time.time() + backoff(record.retry_count) if record.retries_left > 0 else None
+        broker.fail(record.id, worker, outcome.exc_info or "failed", keep, retry_at=retry_at)
+
+
+def run_one(record: JobRecord, bench: Bench, broker: Broker) -> Outcome:
+    """Execute with the soft timeout armed; never raises."""
+    _State.timeout = record.timeout
+    _State.in_job = True
+    try:
+        if record.timeout > 0:
+            signal.setitimer(signal.ITIMER_REAL, record.timeout)
+        return execute_job(record, bench, broker)
+    except StopJob:
+        return Outcome("stopped", exc_info="stopped on request")
+    except JobTimeoutException:
+        return Outcome("failed", exc_info=traceback.format_exc())
+    finally:
+        _State.in_job = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _tell(fd: int, kind: str, job_id: str, extra: object) -> None:
+    """One JSON line per event: ids may hold any character, newlines included."""
+    os.write(fd, json.dumps([kind, job_id, extra]).encode() + b"\n")
+
+
+def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
+    """Body of the executor process; returns its exit code."""
+    os.setpgid(0, 0)
+    _die_with_parent()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGUSR1, _on_stop)
+    signal.signal(signal.SIGUSR2, _on_warm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to shut down
+    signal.signal(signal.SIGTERM, _on_warm)
+    bench = Bench(Path(cfg.bench_path))
+    conf = bench.common_config()
+    broker = get_broker(bench, conf)
+    keep = retention(conf)
+    turn = 0
+    while not _State.exit_after_job:
+        order = order_queues(cfg.queues, cfg.strategy, turn)
+        turn += 1
+        record = broker.claim(order, cfg.worker_name, 0.0 if cfg.burst else IDLE_CLAIM_WAIT)
+        if record is None:
+            if cfg.burst:
+                break
+            continue
+        _tell(pipe_fd, "S", record.id, [record.timeout, record.method, record.queue])
+        outcome = run_one(record, bench, broker)
+        record_outcome(broker, record, cfg.worker_name, outcome, keep)
+        _tell(pipe_fd, "E", record.id, outcome.status)
+    return 0

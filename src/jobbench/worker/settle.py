@@ -1,0 +1,77 @@
+"""Settling jobs whose executor or worker is gone, and keeping Background Tasks in step.
+
+Used by the worker parent (executor died, hard timeout, forced stop) and by anyone reaping
+jobs of dead workers. Broker calls are conditional, so settling twice is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from jobbench.bench import Bench
+from jobbench.brokers.base import Broker, Retention
+from jobbench.errors import JobbenchError
+from jobbench.jobs.record import JobRecord, JobStatus
+from jobbench.worker.executor import backoff
+
+TASK_STATUS = {
+    JobStatus.FAILED: "Failed",
+    JobStatus.STOPPED: "Cancelled",
+    JobStatus.CANCELED: "Cancelled",
+    JobStatus.SCHEDULED: "Queued",
+}
+
+
+def settle_job(
+    broker: Broker,
+    bench: Bench,
+    keep: Retention,
+    job_id: str,
+    worker: str | None,
+    reason: str,
+    stopped: bool = False,
+) -> bool:
+    """Fail (or mark stopped) a started job on behalf of a process that can no longer do it."""
+    record = broker.get(job_id)
+    if record is None:
+        return False
+    if stopped:
+        changed = broker.mark_stopped(job_id, worker, reason, keep)
+    else:
+        retry_at = time.time() + backoff(record.retry_count) if record.retries_left else None
+        changed = broker.fail(job_id, worker, reason, keep, retry_at=retry_at)
+    if changed:
+        sync_task(broker, bench, job_id, reason)
+    return changed
+
+
+def reap_dead(broker: Broker, bench: Bench, keep: Retention) -> list[str]:
+    """Settle jobs of workers whose heartbeat expired, and update their Background Tasks."""
+    ids = broker.reap(keep)
+    for job_id in ids:
+        sync_task(broker, bench, job_id, None)
+    return ids
+
+
+def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:
+    """Bring the job's Background Task (if tracked) in line with the job's settled status."""
+    record = broker.get(job_id)
+    if record is None or not record.task_id:
+        return
+    _update(bench, record, reason or record.exc_info or "")
+
+
+def _update(bench: Bench, record: JobRecord, reason: str) -> None:
+    from jobbench.context import site_context
+    from jobbench.jobs.tracking import update_task
+
+    status = TASK_STATUS.get(JobStatus(record.status))
+    if status is None:
+        return
+    with contextlib.suppress(JobbenchError):  # the site may be gone; the job is settled anyway
+        with site_context(record.site, bench.path) as local:
+            ended = None if status == "Queued" else local.now()
+        update_task(
+            record.site, bench.path, record.task_id, status=status, exception=reason, ended_at=ended
+        )

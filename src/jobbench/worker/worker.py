@@ -1,0 +1,347 @@
+"""The worker: a small supervising parent around one long-lived executor child.
+
+The parent never runs job code. It keeps the worker's heartbeat (with the current job) in the
+broker, enforces each job's hard deadline (timeout + a short grace, then ``killpg`` of the
+executor's process group), turns an executor's death into a failed job, relays stop requests,
+and does the broker's housekeeping (promote retries that are due, reap jobs of dead workers,
+drop expired records). Shutdown: the first SIGTERM/SIGINT is warm (finish the current job,
+then exit), the second is cold (stop the job now; it ends ``stopped``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from jobbench.bench import Bench
+from jobbench.brokers.base import WorkerInfo
+from jobbench.brokers.factory import get_broker, retention
+from jobbench.worker.executor import ExecutorConfig, executor_main
+
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TTL = 30.0
+HARD_GRACE = 3.0
+HOUSEKEEPING_INTERVAL = 1.0
+REAP_INTERVAL = 10.0
+CLEANUP_INTERVAL = 60.0
+RESPAWN_PAUSE = 0.5
+
+
+@dataclass
+class Running:
+    job_id: str
+    method: str
+    queue: str
+    timeout: int
+    started: float
+    hard_deadline: float | None
+    stop_sent: bool = False
+    kill_reason: str | None = None  # set when we killed the executor on purpose
+    kill_status: str = "failed"
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class Worker:
+    """``jobbench worker``: consume ``queues`` until told to stop (or empty, with burst)."""
+
+    def __init__(
+        self,
+        bench: Bench,
+        queues: list[str],
+        strategy: str = "default",
+        burst: bool = False,
+        quiet: bool = False,
+        name: str | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_ttl: float = HEARTBEAT_TTL,
+    ) -> None:
+        self.bench = bench
+        self.conf = bench.common_config()
+        self.broker = get_broker(bench, self.conf)
+        self.keep = retention(self.conf)
+        host = socket.gethostname()
+        name = name or f"{host}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.info = WorkerInfo(name=name, pid=os.getpid(), host=host, queues=list(queues))
+        self.cfg = ExecutorConfig(str(bench.path), name, list(queues), strategy, burst)
+        self.quiet = quiet
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_ttl = heartbeat_ttl
+        self._pid: int | None = None
+        self._pipe: int | None = None
+        self._buffer = b""
+        self._running: Running | None = None
+        self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
+        self._done = False
+        self._next = {"heartbeat": 0.0, "housekeeping": 0.0, "reap": 0.0, "cleanup": 0.0}
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    # -- main loop ----------------------------------------------------------------------------
+    def work(self) -> int:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        previous = signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.log(f"Worker {self.name} started, queues: {', '.join(self.info.queues)}")
+        try:
+            self._heartbeat(force=True)
+            while not self._done:
+                if self._pid is None:
+                    self._spawn()
+                self._wait(wake_r)
+                self._check_executor()
+                self._enforce_deadline()
+                self._periodic()
+        finally:
+            self._shutdown_executor()
+            signal.set_wakeup_fd(previous)
+            self.broker.unregister_worker(self.name)
+            for fd in (wake_r, wake_w):
+                os.close(fd)
+        self.log(
+            f"Worker {self.name} stopped ({self.info.successful} finished, "
+            f"{self.info.failed} failed)"
+        )
+        return 0
+
+    def _spawn(self) -> None:
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the executor
+            os.close(read_fd)
+            code = 1
+            try:
+                code = executor_main(self.cfg, write_fd)
+            except BaseException:  # noqa: BLE001 - report and leave without parent cleanup
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        self._pid, self._pipe, self._buffer = pid, read_fd, b""
+        if self._stopping:
+            os.kill(pid, signal.SIGUSR2)
+
+    def _wait(self, wake_fd: int) -> None:
+        fds = [wake_fd] + ([self._pipe] if self._pipe is not None else [])
+        readable, _, _ = select.select(fds, [], [], self._wait_time())
+        if wake_fd in readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_fd, 512)
+        if self._pipe is not None and self._pipe in readable:
+            self._read_events()
+
+    def _wait_time(self) -> float:
+        now = time.monotonic()
+        until = min(self._next["heartbeat"], self._next["housekeeping"])
+        if self._running and self._running.hard_deadline is not None:
+            until = min(until, self._running.hard_deadline)
+        return max(0.0, min(until - now, 1.0))
+
+    def _read_events(self) -> None:
+        assert self._pipe is not None
+        chunk = os.read(self._pipe, 65536)
+        if not chunk:
+            os.close(self._pipe)
+            self._pipe = None
+            return
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            kind, job_id, extra = json.loads(line)
+            if kind == "S":
+                self._job_started(job_id, extra)
+            else:
+                self._job_ended(job_id, str(extra))
+
+    def _job_started(self, job_id: str, extra: list[Any]) -> None:
+        timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
+        now = time.monotonic()
+        deadline = now + timeout + HARD_GRACE if timeout > 0 else None
+        self._running = Running(job_id, method, queue, timeout, now, deadline)
+        self.info.state, self.info.current_job = "busy", job_id
+        self.log(f"{queue}: {method} ({job_id}) started")
+
+    def _job_ended(self, job_id: str, status: str) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            self.info.working_time += time.monotonic() - running.started
+        if status == "finished":
+            self.info.successful += 1
+        else:
+            self.info.failed += 1
+        self.info.state, self.info.current_job = "idle", None
+        self.log(f"{running.queue if running else '?'}: {job_id} {status}")
+
+    # -- failures the executor cannot report itself ---------------------------------------------
+    def _check_executor(self) -> None:
+        if self._pid is None:
+            return
+        pid, status = os.waitpid(self._pid, os.WNOHANG)
+        if pid == 0:
+            return
+        if self._pipe is not None:  # drain what it said before dying
+            while self._pipe is not None and select.select([self._pipe], [], [], 0)[0]:
+                self._read_events()
+            if self._pipe is not None:
+                os.close(self._pipe)
+                self._pipe = None
+        self._pid = None
+        code = os.waitstatus_to_exitcode(status)
+        if self._running is not None:
+            self._settle_lost(self._running, code)
+        if code == 0 and (self.cfg.burst or self._stopping) or self._stopping:
+            self._done = True
+        elif code != 0:
+            time.sleep(RESPAWN_PAUSE)  # no hot crash loop if the executor cannot start
+
+    def _settle_lost(self, running: Running, code: int) -> None:
+        from jobbench.worker.settle import settle_job
+
+        self._running = None
+        self.info.failed += 1
+        self.info.state, self.info.current_job = "idle", None
+        reason = running.kill_reason or (
+            f"worker died: the executor running this job ended ({describe_exit(code)})"
+        )
+        settle_job(
+            self.broker,
+            self.bench,
+            self.keep,
+            running.job_id,
+            self.name,
+            reason,
+            stopped=running.kill_status == "stopped",
+        )
+        self.log(f"{running.queue}: {running.job_id} {running.kill_status}: {reason}")
+
+    def _enforce_deadline(self) -> None:
+        running = self._running
+        if running is None or running.hard_deadline is None or self._pid is None:
+            return
+        if time.monotonic() < running.hard_deadline:
+            return
+        if running.kill_reason is None:
+            running.kill_reason = (
+                f"JobTimeoutException: job exceeded its timeout of {running.timeout} s and did "
+                f"not stop within {HARD_GRACE:.0f} s; the worker killed it (hard stop)"
+            )
+        self._kill_executor()
+
+    def _kill_executor(self) -> None:
+        if self._pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._pid, signal.SIGKILL)
+        _, status = os.waitpid(self._pid, 0)
+        self._pid_exit(status)
+
+    def _pid_exit(self, status: int) -> None:
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
+        self._pid = None
+        if self._running is not None:
+            self._settle_lost(self._running, os.waitstatus_to_exitcode(status))
+        if self._stopping:
+            self._done = True
+
+    # -- stop requests, heartbeat, housekeeping -----------------------------------------------
+    def _request_stop(self, reason: str) -> None:
+        running = self._running
+        if running is None or running.stop_sent or self._pid is None:
+            return
+        running.stop_sent = True
+        running.kill_reason, running.kill_status = reason, "stopped"
+        running.hard_deadline = time.monotonic() + HARD_GRACE
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGUSR1)
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        self._heartbeat()
+        if now >= self._next["housekeeping"]:
+            self._next["housekeeping"] = now + HOUSEKEEPING_INTERVAL
+            self.broker.promote_due()
+            if self._running is not None:
+                record = self.broker.get(self._running.job_id)
+                if record is not None and record.stop_requested:
+                    self._request_stop("stopped on request (jobs stop)")
+        if now >= self._next["reap"]:
+            self._next["reap"] = now + REAP_INTERVAL
+            from jobbench.worker.settle import reap_dead
+
+            reap_dead(self.broker, self.bench, self.keep)
+        if now >= self._next["cleanup"]:
+            self._next["cleanup"] = now + CLEANUP_INTERVAL
+            self.broker.cleanup()
+
+    def _heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now >= self._next["heartbeat"]:
+            self._next["heartbeat"] = now + self.heartbeat_interval
+            self.info.state = "stopping" if self._stopping else self.info.state
+            self.broker.heartbeat(self.info, self.heartbeat_ttl)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping += 1
+        if self._stopping == 1:
+            self.log(
+                f"Warm shutdown requested ({signal.Signals(signum).name}); "
+                "finishing the current job"
+            )
+            if self._pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signal.SIGUSR2)
+            if self._running is None:
+                self._done = self._pid is None
+            return
+        self.log("Cold shutdown: stopping the current job")
+        if self._running is not None:
+            self._request_stop("stopped: the worker was shut down (cold)")
+        elif self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGUSR2)
+
+    def _shutdown_executor(self) -> None:
+        """On exit: let an idle executor leave (it checks every second), else kill it."""
+        if self._pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 2 * HARD_GRACE
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid:
+                self._pid_exit(status)
+                return
+            time.sleep(0.02)
+        self._kill_executor()
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
