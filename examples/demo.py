@@ -24,7 +24,7 @@ def run(*args: str, bench: Path | None = None) -> None:
     subprocess.run(cmd, check=True)
 
 
-def use_the_api(bench: Path) -> None:
+def use_the_api(bench: Path) -> list[str]:
     import jobbench as frappe
 
     print("\n# Python: import jobbench as frappe", flush=True)
@@ -44,6 +44,36 @@ def use_the_api(bench: Path) -> None:
         enabled = frappe.db.get_single_value("System Settings", "enable_scheduler")
         print(f"System Settings: enable_scheduler={enabled}")
 
+        print("\n# Background jobs (the embedded SQLite broker)", flush=True)
+        from demo_app.tasks import long_running_job
+
+        jobs = [
+            frappe.enqueue(long_running_job, queue="short", param1="A", param2="B", track_job=True),
+            frappe.enqueue("demo_app.tasks.create_task", subject="Made by a worker"),
+            frappe.enqueue_doc("Task", "TASK-0001", "do_something", param="value"),
+            frappe.enqueue("demo_app.tasks.fail_loudly", queue="long"),
+        ]
+        for job in jobs:
+            print(f"enqueued {job.job_name} on {job.queue!r} -> {job.status}")
+    return [job.id for job in jobs]
+
+
+def show_jobs(bench: Path, job_ids: list[str]) -> None:
+    import jobbench as frappe
+
+    with frappe.site_context("demo.local", bench_path=bench):
+        for job_id in job_ids:
+            job = frappe.get_job(job_id)
+            assert job is not None
+            outcome = (
+                job.result if job.is_finished else (job.exc_info or "").strip().splitlines()[-1]
+            )
+            print(f"  {job.job_name:<40} {job.status:<9} {outcome}")
+        task = frappe.get_all("Background Task", fields=["task_name", "status", "progress"])[0]
+        print(f"Background Task: {task.task_name} {task.status} ({task.progress:.0f}%)")
+        errors = frappe.db.count("Error Log")
+        print(f"Error Log entries: {errors}")
+
 
 def main() -> None:
     target = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else None
@@ -57,7 +87,11 @@ def main() -> None:
     run("--site", "demo.local", "install-app", "demo_app", bench=bench)
     run("--site", "demo.local", "migrate", bench=bench)
     run("list-apps", bench=bench)
-    use_the_api(bench)
+    job_ids = use_the_api(bench)
+    print()
+    run("worker", "--burst", bench=bench)
+    print("\n# What the jobs did")
+    show_jobs(bench, job_ids)
     print(f"\nDemo bench left at {bench}")
 
 

@@ -56,11 +56,26 @@ def _append(target: dict[str, Any], key: str, value: Any) -> None:
         items.extend(value if isinstance(value, list | tuple) else [value])
 
 
+_merged_cache: dict[tuple[int, ...], dict[str, Any]] = {}
+
+
 def collect_hooks(apps: list[str]) -> dict[str, Any]:
-    """All public names of every app's hooks module, merged in app order."""
+    """All public names of every app's hooks module, merged in app order.
+
+    Cached per set of loaded hooks modules (a re-imported module is a new key); the result is
+    shared, so callers must not mutate it (``jobbench.get_hooks`` hands out copies)."""
+    modules = [load_app_hooks(app) for app in apps]
+    key = tuple(id(m) for m in modules)
+    cached = _merged_cache.get(key)
+    if cached is None:
+        cached = _merge_modules(modules)
+        _merged_cache[key] = cached
+    return cached
+
+
+def _merge_modules(modules: list[ModuleType]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for app in apps:
-        module = load_app_hooks(app)
+    for module in modules:
         for key, value in vars(module).items():
             # Only data counts as a hook; imports (modules, functions, __future__) do not.
             if key.startswith("_") or not isinstance(value, _HOOK_TYPES):

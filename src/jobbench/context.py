@@ -9,7 +9,9 @@ sites can be used one after the other (or one inside the other) without leaking 
 
 from __future__ import annotations
 
+import copy
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -39,6 +41,10 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session user={self.user!r}>"
+
+
+TZ_CACHE_SECONDS = 30.0
+_tz_cache: dict[str, tuple[str | None, float]] = {}
 
 
 class SiteLocal:
@@ -97,16 +103,25 @@ class SiteLocal:
         return self._doctypes
 
     def time_zone(self) -> str:
-        """Site config ``time_zone`` if set, else System Settings', else the machine's zone."""
+        """Site config ``time_zone`` if set, else System Settings', else the machine's zone.
+
+        The stored zone is cached per database for a short while (a worker opens a context
+        per job); saving System Settings clears the cache in this process."""
         if self._time_zone is None:
             zone = self.conf.time_zone
             if not zone and self._db is not None:
-                zone = _stored_time_zone(self._db)
+                cached = _tz_cache.get(self.conf.db_url)
+                if cached and cached[1] > time.monotonic():
+                    zone = cached[0]
+                else:
+                    zone = _stored_time_zone(self._db)
+                    _tz_cache[self.conf.db_url] = (zone, time.monotonic() + TZ_CACHE_SECONDS)
             self._time_zone = zone or system_time_zone()
         return self._time_zone
 
     def reset_time_zone(self) -> None:
         self._time_zone = None
+        _tz_cache.pop(self.conf.db_url, None)
 
     def now(self) -> datetime:
         return now_in(self.time_zone())
@@ -210,8 +225,8 @@ def get_hooks(hook: str | None = None, default: Any = None) -> Any:
     """One merged hook (a list or dict), or every hook when ``hook`` is None."""
     hooks = current().hooks()
     if hook is None:
-        return hooks
-    return hooks.get(hook, [] if default is None else default)
+        return copy.deepcopy(hooks)
+    return copy.deepcopy(hooks.get(hook, [] if default is None else default))
 
 
 def get_meta(doctype: str) -> DocMeta:

@@ -215,6 +215,7 @@ def enqueue_doc(
     if not name or not method:
         raise JobError("enqueue_doc needs a document name and a method name")
     extra = {k: kwargs.pop(k) for k in list(kwargs) if k in _ENQUEUE_OPTIONS}
+    extra.setdefault("job_name", f"{doctype} {name}: {method}")
     return enqueue(
         "jobbench.jobs.execute.run_doc_method",
         queue=queue,

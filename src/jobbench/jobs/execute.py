@@ -85,9 +85,7 @@ def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outco
 
 def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> Outcome:
     secret = str(local.conf.secret_key or "")
-    tracking.update_task(
-        local.site, local.bench.path, record.task_id, status="Running", started_at=local.now()
-    )
+    tracking.update_for(local, record, "started_at", status="Running")
     try:
         kwargs = serializer.loads(record.payload, record.serializer, secret)
         fn = resolve(record.method)
@@ -100,9 +98,7 @@ def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> 
         result = _call_with_retries(local, fn, kwargs)
     except StopJob:
         local.db.rollback()
-        tracking.update_task(
-            local.site, local.bench.path, record.task_id, status="Cancelled", ended_at=local.now()
-        )
+        tracking.update_for(local, record, "ended_at", status="Cancelled")
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the job, timeouts included
         return _failed(local, record, traceback.format_exc(), exc)
@@ -147,14 +143,8 @@ def _finished(local: SiteLocal, record: JobRecord, result: Any) -> Outcome:
         data = serializer.dumps(result, "json", "", "result")
     except serializer.Unserializable:
         data = serializer.dumps(repr(result), "json", "", "result")
-    tracking.update_task(
-        local.site,
-        local.bench.path,
-        record.task_id,
-        status="Completed",
-        progress=100.0,
-        result=result,
-        ended_at=local.now(),
+    tracking.update_for(
+        local, record, "ended_at", status="Completed", progress=100.0, result=result
     )
     _callback(local, record.on_success, result)
     return Outcome("finished", result=data)
@@ -164,13 +154,12 @@ def _failed(local: SiteLocal, record: JobRecord, exc_text: str, exc: Exception) 
     local.db.rollback()
     _log(local, record.method, exc_text)
     retrying = record.retries_left > 0
-    tracking.update_task(
-        local.site,
-        local.bench.path,
-        record.task_id,
+    tracking.update_for(
+        local,
+        record,
+        None if retrying else "ended_at",
         status="Queued" if retrying else "Failed",
         exception=exc_text,
-        ended_at=None if retrying else local.now(),
     )
     if not retrying:
         _callback(local, record.on_failure, exc)
@@ -210,6 +199,4 @@ def publish_progress(percent: float, stage: str | None = None) -> None:
         raise JobError(f"progress must be a number from 0 to 100, got {percent!r}")
     if job.broker is not None:
         job.broker.set_progress(job.record.id, float(percent), stage)
-    tracking.update_task(
-        local.site, local.bench.path, job.record.task_id, progress=float(percent), stage=stage
-    )
+    tracking.update_for(local, job.record, progress=float(percent), stage=stage)

@@ -43,6 +43,17 @@ def create_task(local: SiteLocal, record: JobRecord, kwargs: dict[str, Any]) -> 
         ctx.db.commit()
 
 
+def update_for(
+    local: SiteLocal, record: JobRecord, stamp: str | None = None, **values: Any
+) -> None:
+    """From inside a job's context: update its task, setting field ``stamp`` to now."""
+    if not record.task_id:
+        return
+    if stamp:
+        values[stamp] = local.now()
+    update_task(local.site, local.bench.path, record.task_id, **values)
+
+
 def update_task(site: str, bench_path: Any, task_id: str | None, **values: Any) -> None:
     """Set fields of the task and commit at once; a task that is gone is ignored."""
     if not task_id:
