@@ -21,7 +21,7 @@ from jobbench.apps import collect_hooks
 from jobbench.bench import BUILTIN_APP, Bench, find_bench
 from jobbench.errors import DatabaseError, DocTypeNotFoundError, SiteNotInitializedError
 from jobbench.model.database import Database
-from jobbench.utils import _dict, import_path, now_in, system_time_zone
+from jobbench.utils import _dict, import_path, is_time_zone, now_in, system_time_zone
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -116,7 +116,8 @@ class SiteLocal:
                 else:
                     zone = _stored_time_zone(self._db)
                     _tz_cache[self.conf.db_url] = (zone, time.monotonic() + TZ_CACHE_SECONDS)
-            self._time_zone = zone or system_time_zone()
+            # An unknown stored zone (db.set_value skips validation) must not break every save.
+            self._time_zone = zone if zone and is_time_zone(zone) else system_time_zone()
         return self._time_zone
 
     def reset_time_zone(self) -> None:

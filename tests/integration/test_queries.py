@@ -215,6 +215,7 @@ def test_set_value(tasks, peek):
     untouched = db.get_value("Task", "TASK-0002", "modified")
     db.set_value("Task", "TASK-0002", "priority", 20, update_modified=False)
     assert db.get_value("Task", "TASK-0002", ["priority", "modified"]) == (20, untouched)
+    db.set_value("Task", "TASK-0002", "priority", 20, update_modified=False)  # no change: fine
 
     db.set_value("Task", {"status": "Closed"}, "score", 9.5)  # filters update every match
     assert names({"score": 9.5}) == [3, 5]

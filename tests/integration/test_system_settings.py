@@ -47,7 +47,8 @@ def test_saving_system_settings_persists_and_updates_the_site_zone(ctx, peek):
             doc.modified is not None,
         )
 
-    assert peek(read) == (False, "Pacific/Chatham", False, "Pacific/Chatham", "Pacific/Chatham", True)
+    zone = "Pacific/Chatham"
+    assert peek(read) == (False, zone, False, zone, zone, True)
 
 
 def test_set_value_on_a_single_doctype(ctx, peek):

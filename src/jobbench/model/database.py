@@ -241,7 +241,8 @@ class Database:
 
     def rollback(self, *, save_point: str | None = None) -> None:
         if save_point is not None:
-            self.execute(sa.text(f"ROLLBACK TO SAVEPOINT {_savepoint_name(save_point)}"))
+            name = _savepoint_name(save_point, self.engine.dialect)
+            self.execute(sa.text(f"ROLLBACK TO SAVEPOINT {name}"))
             return
         self.before_rollback.run()
         if self._conn is not None and self._conn.in_transaction():
@@ -251,10 +252,11 @@ class Database:
         self.after_rollback.run()
 
     def savepoint(self, save_point: str) -> None:
-        self.execute(sa.text(f"SAVEPOINT {_savepoint_name(save_point)}"))
+        self.execute(sa.text(f"SAVEPOINT {_savepoint_name(save_point, self.engine.dialect)}"))
 
     def release_savepoint(self, save_point: str) -> None:
-        self.execute(sa.text(f"RELEASE SAVEPOINT {_savepoint_name(save_point)}"))
+        name = _savepoint_name(save_point, self.engine.dialect)
+        self.execute(sa.text(f"RELEASE SAVEPOINT {name}"))
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -324,7 +326,8 @@ class Database:
         return query.delete(self, doctype, filters)
 
 
-def _savepoint_name(name: str) -> str:
+def _savepoint_name(name: str, dialect: sa.Dialect) -> str:
+    """The name checked, then quoted: a reserved word ('outer', 'select') is a fine name."""
     if not SAVEPOINT_RE.match(name):
         raise ValueError(f"invalid savepoint name {name!r}: use letters, digits and _")
-    return name
+    return str(dialect.identifier_preparer.quote_identifier(name))
