@@ -7,4 +7,7 @@ doctypes = [
     "jobbench.doctypes.system_settings.SystemSettings",
     "jobbench.doctypes.error_log.ErrorLog",
     "jobbench.doctypes.background_task.BackgroundTask",
+    "jobbench.doctypes.scheduler_event.SchedulerEvent",
+    "jobbench.doctypes.scheduled_job_type.ScheduledJobType",
+    "jobbench.doctypes.scheduled_job_log.ScheduledJobLog",
 ]

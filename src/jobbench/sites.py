@@ -19,6 +19,7 @@ from jobbench.errors import AppError, DatabaseUnavailableError, SiteError, SiteE
 from jobbench.model import query
 from jobbench.model.database import display_url, normalize_url
 from jobbench.model.schema import SchemaChanges, sync_tables
+from jobbench.scheduler.sync import SyncReport
 from jobbench.utils import system_time_zone
 
 
@@ -27,6 +28,7 @@ class MigrateReport:
     site: str
     doctypes: list[str] = field(default_factory=list)
     changes: SchemaChanges = field(default_factory=SchemaChanges)
+    scheduler: SyncReport = field(default_factory=SyncReport)
 
 
 def migrate_site(bench: Bench, site: str) -> MigrateReport:
@@ -41,7 +43,13 @@ def migrate_current(local: SiteLocal) -> MigrateReport:
     changes = sync_tables(local.db, metas)
     _ensure_system_settings(local)
     local.db.commit()
-    return MigrateReport(site=local.site, doctypes=sorted(doctypes), changes=changes)
+    from jobbench.scheduler.sync import sync_jobs
+
+    scheduler = sync_jobs(local)
+    local.db.commit()
+    return MigrateReport(
+        site=local.site, doctypes=sorted(doctypes), changes=changes, scheduler=scheduler
+    )
 
 
 def _ensure_system_settings(local: SiteLocal) -> None:

@@ -49,6 +49,9 @@ class Retention:
     failed_limit: int = 1000
 
 
+ONCE_TTL = 7 * 24 * 3600.0  # how long a once_key (a scheduler slot identity) is remembered
+
+
 class Broker(ABC):
     """Stores job records and queues; hands jobs to workers. Safe to share across threads."""
 
@@ -61,6 +64,7 @@ class Broker(ABC):
         at_front: bool = False,
         deduplicate: bool = False,
         max_queued: int | None = None,
+        once_key: str | None = None,
     ) -> bool:
         """Store ``record`` (status ``queued``) and append it to its queue (head if at_front).
 
@@ -68,7 +72,10 @@ class Broker(ABC):
         the same id exists: with ``deduplicate`` and that job pending, nothing changes and the
         result is False; otherwise the old record is replaced (and leaves any queue/index it was
         in). With ``max_queued``, raise ``QueueOverloaded`` (nothing written) when the queue
-        already holds that many queued jobs. Returns True when the job was enqueued."""
+        already holds that many queued jobs. With ``once_key``, enqueue at most once per key:
+        a key already used (remembered for ``ONCE_TTL`` seconds) makes this a no-op returning
+        False; the key is taken in the same atomic step as the enqueue, and only when the job
+        is enqueued. Returns True when the job was enqueued."""
 
     # -- consuming ----------------------------------------------------------------------------
     @abstractmethod

@@ -24,8 +24,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from jobbench.brokers.base import Broker, Retention, WorkerInfo
-from jobbench.errors import BrokerUnavailable, QueueOverloaded
+from jobbench.brokers.base import ONCE_TTL, Broker, Retention, WorkerInfo
+from jobbench.errors import BrokerError, BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
 COLUMNS = [f.name for f in fields(JobRecord)]
@@ -43,6 +43,7 @@ CREATE INDEX IF NOT EXISTS jobs_enqueued ON jobs(enqueued_at);
 CREATE INDEX IF NOT EXISTS jobs_expires ON jobs(expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, info TEXT, expires_at REAL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT, expires_at REAL);
+CREATE TABLE IF NOT EXISTS once_keys (key TEXT PRIMARY KEY, expires_at REAL);
 """
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -97,10 +98,17 @@ class SQLiteBroker(Broker):
             ) from exc
         try:
             yield conn
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise BrokerError(f"SQLite broker {self.path}: {exc}") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise BrokerUnavailable(f"SQLite broker {self.path}: commit failed: {exc}") from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -120,6 +128,7 @@ class SQLiteBroker(Broker):
         at_front: bool = False,
         deduplicate: bool = False,
         max_queued: int | None = None,
+        once_key: str | None = None,
     ) -> bool:
         with self._tx() as conn:
             if deduplicate:
@@ -131,6 +140,8 @@ class SQLiteBroker(Broker):
                     f"queue '{record.queue}' already holds {max_queued} jobs (max_queued_jobs); "
                     "wait for workers to catch up or add workers"
                 )
+            if once_key is not None and not _take_once(conn, once_key):
+                return False
             agg = "MIN(pos) - 1" if at_front else "MAX(pos) + 1"
             pos = conn.execute(
                 f"SELECT COALESCE({agg}, 0) FROM jobs WHERE queue = ? AND status = 'queued'",
@@ -356,6 +367,7 @@ class SQLiteBroker(Broker):
     def cleanup(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         with self._tx() as conn:
+            conn.execute("DELETE FROM once_keys WHERE expires_at <= ?", (now,))
             return conn.execute("DELETE FROM jobs WHERE expires_at <= ?", (now,)).rowcount
 
     # -- reading ------------------------------------------------------------------------------
@@ -426,6 +438,16 @@ class SQLiteBroker(Broker):
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def _take_once(conn: sqlite3.Connection, key: str) -> bool:
+    """Take a once-key inside the caller's transaction (rolled back if the enqueue fails)."""
+    now = time.time()
+    conn.execute("DELETE FROM once_keys WHERE key = ? AND expires_at <= ?", (key, now))
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO once_keys (key, expires_at) VALUES (?, ?)", (key, now + ONCE_TTL)
+    )
+    return cur.rowcount > 0
 
 
 def _queued(conn: sqlite3.Connection, queue: str) -> int:

@@ -72,6 +72,16 @@ def _print_changes(report: site_ops.MigrateReport) -> None:
         click.echo(f"  created index {index}")
     if not changes:
         click.echo("  schema already up to date")
+    sync = report.scheduler
+    for label, names in (
+        ("added", sync.inserted),
+        ("updated", sync.updated),
+        ("removed", sync.deleted),
+    ):
+        for name in names:
+            click.echo(f"  {label} scheduled job type {name}")
+    for warning in sync.warnings:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @cli.command("list-sites")

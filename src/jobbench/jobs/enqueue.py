@@ -12,6 +12,7 @@ import importlib
 import inspect
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from jobbench.brokers.factory import get_broker
@@ -133,9 +134,13 @@ def enqueue(
     on_success: str | Callable[..., Any] | None = None,
     on_failure: str | Callable[..., Any] | None = None,
     retry: int = 0,
+    once_key: str | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Put ``method(**kwargs)`` on ``queue`` for a worker; see SPEC section 3."""
+    """Put ``method(**kwargs)`` on ``queue`` for a worker; see SPEC section 3.
+
+    ``once_key`` (used by the scheduler for slot identities): the broker enqueues at most
+    one job per key; a repeat returns None."""
     local = current()
     if now or not is_async:
         fn = method if callable(method) else resolve(method_path(method))
@@ -156,7 +161,9 @@ def enqueue(
         on_failure=method_path(on_failure) if on_failure else None,
     )
     record.payload, record.serializer = _payload(local, kwargs)
-    push = functools.partial(_push, local, record, at_front, deduplicate, track_job, kwargs)
+    push = functools.partial(
+        _push, local, record, _PushOptions(at_front, deduplicate, track_job, once_key), kwargs
+    )
     if enqueue_after_commit:
         local.db.after_commit.add(push)
         return None
@@ -177,27 +184,38 @@ def _retries(retry: Any) -> int:
     return retry
 
 
+@dataclass(frozen=True)
+class _PushOptions:
+    at_front: bool
+    deduplicate: bool
+    track_job: bool
+    once_key: str | None
+
+
 def _push(
-    local: SiteLocal,
-    record: JobRecord,
-    at_front: bool,
-    deduplicate: bool,
-    track_job: bool,
-    kwargs: dict[str, Any],
+    local: SiteLocal, record: JobRecord, opts: _PushOptions, kwargs: dict[str, Any]
 ) -> Job | None:
+    """Hand the record to the broker. A tracked job's Background Task is created first (a
+    worker may pick the job up at once) and removed again if the broker does not take it."""
     broker = get_broker(local.bench, local.conf)
-    if track_job:
+    if opts.track_job:
         record.task_id = uuid.uuid4().hex
-    max_queued = local.conf.get("max_queued_jobs")
-    if not broker.enqueue(
-        record,
-        at_front=at_front,
-        deduplicate=deduplicate,
-        max_queued=int(max_queued) if max_queued else None,
-    ):
-        return None
-    if track_job:
         tracking.create_task(local, record, kwargs)
+    max_queued = local.conf.get("max_queued_jobs")
+    try:
+        taken = broker.enqueue(
+            record,
+            at_front=opts.at_front,
+            deduplicate=opts.deduplicate,
+            max_queued=int(max_queued) if max_queued else None,
+            once_key=opts.once_key,
+        )
+    except BaseException:
+        tracking.delete_task(local, record.task_id)
+        raise
+    if not taken:
+        tracking.delete_task(local, record.task_id)
+        return None
     return Job(record, broker, str(local.conf.secret_key or ""))
 
 

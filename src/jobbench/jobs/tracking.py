@@ -64,3 +64,12 @@ def update_task(site: str, bench_path: Any, task_id: str | None, **values: Any) 
         if query.exists(ctx.db, DOCTYPE, task_id):
             query.set_value(ctx.db, DOCTYPE, task_id, values)
             ctx.db.commit()
+
+
+def delete_task(local: SiteLocal, task_id: str | None) -> None:
+    """Remove a task whose job the broker did not take (duplicate, overloaded, unreachable)."""
+    if not task_id:
+        return
+    with site_context(local.site, local.bench.path) as ctx:
+        ctx.db.delete(DOCTYPE, {"name": task_id})
+        ctx.db.commit()

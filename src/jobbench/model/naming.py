@@ -67,8 +67,12 @@ def next_series_value(db: Database, key: str) -> int:
 
 
 def make_name(db: Database, doc: Document, today: date) -> str:
-    """Return the name the doctype's rule gives this new document."""
+    """Return the name the doctype's rule gives this new document.
+
+    A controller may instead define ``autoname(self) -> str`` (naming = "autoname")."""
     rule = doc.meta.naming
+    if rule == "autoname":
+        return str(doc.autoname())  # type: ignore[attr-defined]
     if rule == "hash":
         return make_hash()
     if rule.startswith("field:"):

@@ -7,6 +7,7 @@ jobs of dead workers. Broker calls are conditional, so settling twice is harmles
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 
 from jobbench.bench import Bench
@@ -43,6 +44,7 @@ def settle_job(
         changed = broker.fail(job_id, worker, reason, keep, retry_at=retry_at)
     if changed:
         sync_task(broker, bench, job_id, reason)
+        close_scheduled_log(broker, bench, job_id, reason)
     return changed
 
 
@@ -51,7 +53,23 @@ def reap_dead(broker: Broker, bench: Bench, keep: Retention) -> list[str]:
     ids = broker.reap(keep)
     for job_id in ids:
         sync_task(broker, bench, job_id, None)
+        close_scheduled_log(broker, bench, job_id, None)
     return ids
+
+
+def close_scheduled_log(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:
+    """A scheduled run that died leaves its Scheduled Job Log at Start: end it Failed."""
+    from jobbench.scheduler.run import RUN_METHOD, fail_open_logs
+
+    record = broker.get(job_id)
+    if record is None or record.method != RUN_METHOD or record.status == JobStatus.SCHEDULED:
+        return
+    try:
+        job_type = json.loads(record.payload).get("job_type")
+    except (ValueError, AttributeError):
+        return
+    with contextlib.suppress(JobbenchError):
+        fail_open_logs(record.site, bench.path, str(job_type), reason or record.exc_info or "")
 
 
 def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:

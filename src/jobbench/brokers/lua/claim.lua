@@ -1,0 +1,26 @@
+-- claim: pop the first job of the first non-empty queue (in the order given) and mark it
+-- `started` by the worker, atomically. Wake lists of queues found empty are deleted here, in
+-- the same step, so a claimer that then blocks on them cannot miss a later enqueue.
+-- ARGV: prefix, worker, now, queue1, queue2, ...
+-- Returns the record as HGETALL's flat list, or false.
+local worker, now = ARGV[2], ARGV[3]
+for i = 4, #ARGV do
+  local queue = ARGV[i]
+  while true do
+    local id = redis.call('LPOP', qkey(queue))
+    if not id then break end
+    local key = jkey(id)
+    local h = redis.call('HMGET', key, 'status', 'queue', 'enqueued_at')
+    if h[1] == 'queued' and h[2] == queue then
+      redis.call('HSET', key, 'status', 'started', 'worker', worker, 'started_at', now,
+        'stop_requested', '0')
+      redis.call('HINCRBY', key, 'attempts', 1)
+      redis.call('ZREM', idx(queue, 'queued'), id)
+      redis.call('ZADD', idx(queue, 'started'), h[3], id)
+      redis.call('ZADD', P .. 'started', now, id)
+      return redis.call('HGETALL', key)
+    end
+  end
+  redis.call('DEL', P .. 'wake:' .. queue)
+end
+return false

@@ -1,0 +1,394 @@
+"""The Redis broker: every change one Lua script, so each operation is atomic and one round trip.
+
+Key layout (``P`` = ``jb:<bench_id>:``; a stored job id is ``<site>::<job_id>``)::
+
+    P job:<id>              hash   one JobRecord; None fields are not stored. Extra field
+                                   ``expires_at`` once final; the hash PEXPIREATs then too
+    P queue:<queue>         list   ids ``queued`` in <queue>, head first (claim LPOPs)
+    P idx:<queue>:<status>  zset   id -> enqueued_at: every record sits in exactly one of these
+                                   (its queue and status); find() and counts() read them
+    P queues                set    every queue name ever used
+    P started               zset   id -> started_at of ``started`` jobs (reap reads it)
+    P scheduled             zset   id -> retry_at of ``scheduled`` jobs (promote_due reads it)
+    P expiring              zset   "<status>|<len(queue)>|<queue><id>" -> expires_at of final
+                                   records; cleanup() deletes the due ones with their entries
+                                   even when Redis already expired the hash
+    P failed:<queue>        zset   id -> ended_at of ``failed`` jobs, for failed_limit trimming
+    P wake:<queue>          list   wake tokens for idle claimers (at most one per queued job)
+    P workers               zset   worker name -> heartbeat expiry (reap compares with ``now``)
+    P worker:<name>         string WorkerInfo as JSON, with a TTL of the heartbeat
+    P lease:<name>          string owner of the lease, with a TTL
+
+The status is a field of the hash; the indexes follow it inside the same script. The scripts
+(``lua/*.lua``, each prefixed with ``lua/common.lua``) derive keys from the prefix they are given,
+so they need a single Redis server, not Cluster. Times come from this process' clock.
+
+Retention: a final record expires at ``expires_at`` (the hash is PEXPIREAT'd then, and get()/
+find()/counts() stop showing it at that moment); cleanup() removes due records together with
+their index entries. Reads never delete.
+
+Waiting claims do not poll: the claim script deletes the wake lists of the queues it found empty,
+in the same atomic step, and the claimer then BLPOPs those lists; any later enqueue, requeue or
+promotion pushes a token and wakes it. BLPOP blocks in slices shorter than the socket timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from functools import cache
+from importlib import resources
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.commands.core import Script
+
+from jobbench.brokers.base import Broker, Retention, WorkerInfo
+from jobbench.errors import BrokerUnavailable, QueueOverloaded
+from jobbench.jobs.record import JobRecord, JobStatus
+
+WORKER_DIED = "worker died: its heartbeat expired while the job was running"
+_BYTES_FIELDS = frozenset({"payload", "result"})
+_FIELDS = tuple(f.name for f in fields(JobRecord))
+_CLEANUP_BATCH = 1000
+_MIN_BLOCK = 0.001
+_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@cache
+def lua_sources() -> dict[str, str]:
+    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua``.
+
+    Read once per process; the broker registers them (``register_script``) per connection."""
+    folder = resources.files("jobbench.brokers") / "lua"
+    common = (folder / "common.lua").read_text(encoding="utf-8")
+    return {
+        entry.name.removesuffix(".lua"): common + "\n" + entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua") and entry.name != "common.lua"
+    }
+
+
+def hide_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _ms(seconds: float) -> str:
+    """Whole milliseconds, rounded up, as Redis' PX/PEXPIREAT want them."""
+    return str(max(1, math.ceil(seconds * 1000)))
+
+
+def _opt(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _record(flat: Sequence[bytes]) -> JobRecord:
+    """A record from HGETALL's flat ``[field, value, ...]`` list (bytes kept for payload/result)."""
+    data: dict[str, Any] = {}
+    for i in range(0, len(flat), 2):
+        name = flat[i].decode()
+        value = flat[i + 1]
+        data[name] = value if name in _BYTES_FIELDS else value.decode()
+    return JobRecord.from_mapping(data)
+
+
+def _fields(record: JobRecord) -> list[Any]:
+    """The record as a flat ``[field, value, ...]`` list for HSET, None fields left out."""
+    out: list[Any] = []
+    values = record.__dict__
+    for name in _FIELDS:
+        value = values[name]
+        if value is not None:
+            out.append(name)
+            out.append(value)
+    return out
+
+
+class RedisBroker(Broker):
+    """Broker on one Redis server; a connection pool per process, shared by its threads."""
+
+    def __init__(self, url: str, bench_id: str, *, socket_timeout: float = 5.0) -> None:
+        self.url = url
+        self.bench_id = bench_id
+        self.socket_timeout = socket_timeout
+        self.prefix = f"jb:{bench_id}:"
+        self._safe_url = hide_password(url)
+        # (pid, client, scripts), replaced as a whole: no lock that a fork could inherit held
+        self._conn: tuple[int, redis.Redis, dict[str, Script]] | None = None
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise BrokerUnavailable(
+                f"the Redis broker URL {self._safe_url!r} is not valid; "
+                "use redis://[:password@]host[:port][/db] (or rediss://, unix://)"
+            )
+
+    # -- connections --------------------------------------------------------------------------
+    def _connection(self) -> tuple[int, redis.Redis, dict[str, Script]]:
+        """This process' client and scripts; a new pool after a fork (sockets never shared).
+
+        Two threads racing here may each build one; the loser's pool is simply dropped."""
+        conn = self._conn
+        if conn is not None and conn[0] == os.getpid():
+            return conn
+        client = redis.Redis.from_url(
+            self.url,
+            decode_responses=False,
+            socket_timeout=self.socket_timeout,
+            socket_connect_timeout=self.socket_timeout,
+            health_check_interval=30,
+        )
+        scripts = {name: client.register_script(src) for name, src in lua_sources().items()}
+        self._conn = conn = (os.getpid(), client, scripts)
+        return conn
+
+    def _client(self) -> redis.Redis:
+        return self._connection()[1]
+
+    def _unavailable(self, exc: Exception) -> NoReturn:
+        raise BrokerUnavailable(
+            f"cannot reach the Redis broker at {self._safe_url}: {exc}; check that redis-server "
+            "is running there and that redis_queue in the bench config points at it"
+        ) from exc
+
+    def _run(self, name: str, *args: Any) -> Any:
+        """Run script ``name`` with ARGV ``[prefix, *args]``: one round trip."""
+        _, client, scripts = self._connection()
+        try:
+            return scripts[name](args=(self.prefix, *args), client=client)
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+
+    # -- producing ----------------------------------------------------------------------------
+    def enqueue(
+        self,
+        record: JobRecord,
+        *,
+        at_front: bool = False,
+        deduplicate: bool = False,
+        max_queued: int | None = None,
+    ) -> bool:
+        record.status = JobStatus.QUEUED
+        limit = "" if max_queued is None else str(max_queued)
+        done = self._run(
+            "enqueue",
+            record.id,
+            record.queue,
+            int(at_front),
+            int(deduplicate),
+            limit,
+            record.enqueued_at,
+            *_fields(record),
+        )
+        if done == -1:
+            raise QueueOverloaded(
+                f"queue '{record.queue}' already holds {max_queued} jobs (max_queued_jobs); "
+                "wait for workers to catch up or add workers"
+            )
+        return bool(done == 1)
+
+    # -- consuming ----------------------------------------------------------------------------
+    def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
+        if not queues:
+            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            flat = self._run("claim", worker, time.time(), *queues)
+            if flat:
+                return _record(flat)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._wait(queues, remaining)
+
+    def _wait(self, queues: Sequence[str], remaining: float) -> None:
+        """Block until a wake token arrives on one of ``queues`` or ``remaining`` runs out.
+
+        Blocks at most 80% of the socket timeout at a time, so the read never times out."""
+        block = max(_MIN_BLOCK, min(remaining, self.socket_timeout * 0.8))
+        keys = [f"{self.prefix}wake:{q}" for q in queues]
+        try:
+            self._client().blpop(keys, timeout=block)
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+
+    def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
+        now = time.time()
+        expires = now + keep.results_ttl
+        done = self._run(
+            "finish",
+            job_id,
+            worker,
+            now,
+            int(result is not None),
+            b"" if result is None else result,
+            expires,
+            _ms(expires),
+        )
+        return bool(done)
+
+    def fail(
+        self,
+        job_id: str,
+        worker: str | None,
+        exc_info: str,
+        keep: Retention,
+        retry_at: float | None = None,
+    ) -> bool:
+        now = time.time()
+        expires = now + keep.failure_ttl
+        done = self._run(
+            "fail",
+            job_id,
+            _opt(worker),
+            exc_info,
+            now,
+            "" if retry_at is None else retry_at,
+            expires,
+            _ms(expires),
+            keep.failed_limit,
+        )
+        return bool(done)
+
+    def mark_stopped(self, job_id: str, worker: str | None, reason: str, keep: Retention) -> bool:
+        now = time.time()
+        expires = now + keep.failure_ttl
+        done = self._run("mark_stopped", job_id, _opt(worker), reason, now, expires, _ms(expires))
+        return bool(done)
+
+    # -- control ------------------------------------------------------------------------------
+    def request_stop(self, job_id: str, keep: Retention) -> str | None:
+        now = time.time()
+        expires = now + keep.failure_ttl
+        status = self._run("request_stop", job_id, now, expires, _ms(expires))
+        return None if status is None else str(JobStatus(status.decode()))
+
+    def requeue(self, job_id: str) -> bool:
+        return bool(self._run("requeue", job_id, time.time()))
+
+    def delete(self, job_id: str) -> bool:
+        return bool(self._run("delete", job_id))
+
+    def purge(
+        self, statuses: Sequence[str], queue: str | None = None, site: str | None = None
+    ) -> int:
+        wanted = [str(s) for s in statuses if s != JobStatus.STARTED]
+        if not wanted:
+            return 0
+        return int(self._run("purge", _opt(queue), _opt(site), *wanted))
+
+    def set_progress(self, job_id: str, progress: float | None, stage: str | None) -> None:
+        self._run(
+            "set_progress",
+            job_id,
+            int(progress is not None),
+            _opt_num(progress),
+            int(stage is not None),
+            _opt(stage),
+        )
+
+    # -- liveness -----------------------------------------------------------------------------
+    def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
+        info.heartbeat = time.time()
+        self._run(
+            "heartbeat", info.name, json.dumps(info.to_mapping()), info.heartbeat + ttl, _ms(ttl)
+        )
+
+    def unregister_worker(self, name: str) -> None:
+        self._run("unregister_worker", name)
+
+    def workers(self) -> list[WorkerInfo]:
+        infos = [WorkerInfo(**json.loads(raw)) for raw in self._run("workers", time.time())]
+        return sorted(infos, key=lambda info: info.name)
+
+    def reap(self, keep: Retention, now: float | None = None) -> list[str]:
+        at = time.time() if now is None else now
+        real_now = time.time()
+        expires = real_now + keep.failure_ttl
+        settled = self._run(
+            "reap", at, WORKER_DIED, real_now, expires, _ms(expires), keep.failed_limit
+        )
+        return [job_id.decode() for job_id in settled]
+
+    def promote_due(self, now: float | None = None) -> int:
+        return int(self._run("promote_due", time.time() if now is None else now))
+
+    def cleanup(self, now: float | None = None) -> int:
+        at = time.time() if now is None else now
+        deleted = 0
+        while True:
+            examined, n = self._run("cleanup", at, _CLEANUP_BATCH)
+            deleted += int(n)
+            if int(examined) < _CLEANUP_BATCH:
+                return deleted
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        try:
+            data: dict[Any, Any] = self._client().hgetall(f"{self.prefix}job:{job_id}")
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+        if not data:
+            return None
+        expires = data.get(b"expires_at")
+        if expires is not None and float(expires) <= time.time():
+            return None
+        return _record([item for pair in data.items() for item in pair])
+
+    def find(
+        self,
+        *,
+        site: str | None = None,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        rows = self._run(
+            "find", time.time(), _opt(queue), _opt(status), _opt(site), limit, max(0, offset)
+        )
+        return [_record(flat) for flat in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        flat = self._run("counts", time.time())
+        result: dict[str, dict[str, int]] = {}
+        for i in range(0, len(flat), 3):
+            result.setdefault(flat[i].decode(), {})[flat[i + 1].decode()] = int(flat[i + 2])
+        return result
+
+    def queue_length(self, queue: str) -> int:
+        try:
+            return int(self._client().llen(f"{self.prefix}queue:{queue}"))
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+
+    def position(self, job_id: str) -> int | None:
+        pos = self._run("position", job_id)
+        return None if pos is None else int(pos)
+
+    # -- leases -------------------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(self._run("acquire_lease", name, owner, _ms(ttl)))
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self._run("release_lease", name, owner)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn[0] == os.getpid():
+            conn[1].close()
+
+
+def _opt_num(value: float | None) -> float | str:
+    return "" if value is None else value

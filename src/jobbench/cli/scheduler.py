@@ -1,0 +1,196 @@
+"""Scheduler commands: schedule, enable/disable/pause/resume/status, maintenance mode,
+trigger-scheduler-event and scheduled-jobs list."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.context import site_context
+from jobbench.errors import JobbenchError
+
+ON_OFF = click.Choice(["on", "off"])
+
+
+@cli.command("schedule")
+@click.option("--quiet", is_flag=True)
+@pass_state
+def schedule_command(state: CliState, quiet: bool) -> None:
+    """Run the scheduler: every tick, enqueue the due job types of every active site."""
+    from jobbench.scheduler.scheduler import Scheduler
+
+    sys.exit(Scheduler(state.bench, quiet=quiet).run())
+
+
+def _set_enabled(state: CliState, enabled: bool) -> None:
+    for site in state.sites():
+        with site_context(site, state.bench.path) as local:
+            settings = local.doctypes()["System Settings"].get_meta()
+            from jobbench.model.query import write_singles
+
+            write_singles(local.db, settings, {"enable_scheduler": enabled})
+            local.db.commit()
+        click.echo(f"Scheduler is {'enabled' if enabled else 'disabled'} for site {site}")
+
+
+def _set_paused(state: CliState, paused: bool) -> None:
+    bench = state.bench
+    for site in state.sites(bench):
+        if paused:
+            bench.update_site_config(site, {"pause_scheduler": 1})
+        else:
+            current = bench.site_config(site)
+            current.pop("pause_scheduler", None)
+            from jobbench.config import write_json
+
+            write_json(bench.site_config_path(site), current)
+        click.echo(f"Scheduler is {'paused' if paused else 'resumed'} for site {site}")
+
+
+@cli.command("enable-scheduler")
+@pass_state
+def enable_scheduler(state: CliState) -> None:
+    """Turn the scheduler on for the site (System Settings)."""
+    _set_enabled(state, True)
+
+
+@cli.command("disable-scheduler")
+@pass_state
+def disable_scheduler(state: CliState) -> None:
+    """Turn the scheduler off for the site (System Settings)."""
+    _set_enabled(state, False)
+
+
+@cli.command("scheduler")
+@click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable", "status"]))
+@format_option
+@pass_state
+def scheduler_command(state: CliState, action: str, fmt: str) -> None:
+    """pause|resume (site config) | enable|disable (System Settings) | status."""
+    if action in ("enable", "disable"):
+        _set_enabled(state, action == "enable")
+    elif action in ("pause", "resume"):
+        _set_paused(state, action == "pause")
+    else:
+        _status(state, fmt)
+
+
+def _status(state: CliState, fmt: str) -> None:
+    from jobbench.scheduler.status import inactive_reason
+
+    rows = []
+    for site in state.sites():
+        with site_context(site, state.bench.path) as local:
+            reason = inactive_reason(local)
+        rows.append({"site": site, "status": "inactive" if reason else "active", "reason": reason})
+    if fmt == "json":
+        echo_json(rows)
+        return
+    for row in rows:
+        if row["reason"]:
+            click.echo(f"Scheduler is inactive for site {row['site']}: {row['reason']}")
+        else:
+            click.echo(f"Scheduler is active for site {row['site']}")
+
+
+@cli.command("set-maintenance-mode")
+@click.argument("state_", metavar="on|off", type=ON_OFF)
+@pass_state
+def set_maintenance_mode(state: CliState, state_: str) -> None:
+    """Maintenance mode stops the scheduler for the site."""
+    bench = state.bench
+    for site in state.sites(bench):
+        bench.update_site_config(site, {"maintenance_mode": 1 if state_ == "on" else 0})
+        click.echo(f"Maintenance mode is {state_} for site {site}")
+
+
+@cli.command("trigger-scheduler-event")
+@click.argument("event")
+@pass_state
+def trigger_scheduler_event(state: CliState, event: str) -> None:
+    """Run now, logged like a scheduled run: a job type (by name or method), or every job type
+    of a hook event (all, hourly, daily, ..., cron)."""
+    from jobbench.documents import get_doc
+    from jobbench.scheduler.sync import HOOK_FREQUENCIES
+
+    for site in state.sites():
+        with site_context(site, state.bench.path) as local:
+            names = _job_types_for(local, event, HOOK_FREQUENCIES)
+            for name in names:
+                try:
+                    get_doc("Scheduled Job Type", name).execute()
+                except JobbenchError:
+                    raise
+                except Exception as exc:
+                    raise click.ClickException(
+                        f"{name} on {site} failed: {type(exc).__name__}: {exc} "
+                        "(the traceback is in its Scheduled Job Log)"
+                    ) from exc
+                click.echo(f"Ran {name} on {site}")
+
+
+def _job_types_for(local: Any, event: str, frequencies: dict[str, str]) -> list[str]:
+    db = local.db
+    if event in frequencies or event == "cron":
+        frequency = frequencies.get(event, "Cron")
+        names = db.get_all("Scheduled Job Type", filters={"frequency": frequency}, pluck="name")
+    elif db.exists("Scheduled Job Type", event):
+        names = [event]
+    else:
+        names = db.get_all("Scheduled Job Type", filters={"method": event}, pluck="name")
+    if not names:
+        raise JobbenchError(
+            f"no scheduled job type or event named {event!r} on site {local.site}; "
+            "see 'jobbench scheduled-jobs list'"
+        )
+    return list(names)
+
+
+@cli.group("scheduled-jobs")
+def scheduled_jobs() -> None:
+    """Scheduled Job Types."""
+
+
+@scheduled_jobs.command("list")
+@format_option
+@pass_state
+def scheduled_jobs_list(state: CliState, fmt: str) -> None:
+    """Every job type with its schedule and its last and next run."""
+    rows = []
+    fields = [
+        "name",
+        "method",
+        "frequency",
+        "cron_format",
+        "stopped",
+        "last_execution",
+        "next_execution",
+        "queue",
+    ]
+    for site in state.sites():
+        with site_context(site, state.bench.path) as local:
+            for row in local.db.get_all(
+                "Scheduled Job Type", fields=fields, order_by="next_execution asc"
+            ):
+                rows.append({"site": site, **row})
+    if fmt == "json":
+        echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("site", "name", "frequency", "stopped", "last run", "next run")
+    for r in rows:
+        when = f"{r['frequency']} {r['cron_format'] or ''}".strip()
+        table.add_row(
+            r["site"],
+            r["name"],
+            when,
+            "yes" if r["stopped"] else "",
+            str(r["last_execution"] or "-"),
+            str(r["next_execution"] or "-"),
+        )
+    Console(width=160).print(table)

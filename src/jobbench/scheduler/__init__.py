@@ -1,0 +1,1 @@
+"""The scheduler: hooks and database schedules turned into jobs at the right time."""

@@ -1,0 +1,136 @@
+"""Running a Scheduled Job Type: enqueueing a run, executing it, and its Scheduled Job Log.
+
+A run is the job ``run_scheduled_job(job_type=...)`` with id ``scheduled_job::<name>``, so a
+previous run that is still queued or started blocks the next one. Logs are written in a
+nested site context (their own connection, committed at once): "Start" must be visible while
+the run's transaction is open, and "Failed" must survive the run's rollback.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from typing import Any
+
+from jobbench.context import current, get_controller, site_context
+from jobbench.errors import JobError
+from jobbench.jobs.enqueue import resolve
+
+RUN_METHOD = "jobbench.scheduler.run.run_scheduled_job"
+LOG = "Scheduled Job Log"
+JOB_TYPE = "Scheduled Job Type"
+
+
+def job_id_for(job_type: str) -> str:
+    return f"scheduled_job::{job_type}"
+
+
+def run_scheduled_job(job_type: str) -> Any:
+    """The job a scheduled run executes in a worker (as Administrator)."""
+    from jobbench.documents import get_doc
+
+    return run_job_type(get_doc(JOB_TYPE, job_type))
+
+
+def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
+    """The callable to run: the method, or the linked Scheduler Event's method or hook."""
+    if not doc.scheduler_event:
+        return resolve(doc.method), {}
+    from jobbench.documents import get_doc
+
+    event = get_doc("Scheduler Event", doc.scheduler_event)
+    if event.method:
+        return resolve(event.method), {}
+    hook = getattr(get_controller(event.scheduled_against), "run_scheduled_event", None)
+    if not callable(hook):
+        raise JobError(
+            f"Scheduler Event {event.name}: doctype {event.scheduled_against!r} has no "
+            "run_scheduled_event hook and the event has no method; set one of them"
+        )
+    return hook, {"event": event}
+
+
+def run_job_type(doc: Any) -> Any:
+    """Execute a job type here and now, with a log when it has ``create_log``."""
+    local = current()
+    log = _start_log(doc) if doc.create_log else None
+    try:
+        fn, kwargs = _target(doc)
+        result = fn(**kwargs)
+        local.db.commit()
+    except Exception:
+        local.db.rollback()
+        if log:
+            _finish_log(log, "Failed", traceback.format_exc())
+        raise
+    if log:
+        _finish_log(log, "Complete", None)
+    return result
+
+
+def _start_log(doc: Any) -> str:
+    local = current()
+    job = local.job
+    with site_context(local.site, local.bench.path) as ctx:
+        entry = ctx.doctypes()[LOG](
+            scheduled_job_type=doc.name,
+            status="Start",
+            start=ctx.now(),
+            job_id=getattr(job, "id", None),
+        )
+        entry.insert()
+        ctx.db.commit()
+        return str(entry.name)
+
+
+def _finish_log(name: str, status: str, details: str | None) -> None:
+    local = current()
+    with site_context(local.site, local.bench.path) as ctx:
+        ctx.db.set_value(LOG, name, {"status": status, "details": details, "end": ctx.now()})
+        ctx.db.commit()
+
+
+def fail_open_logs(site: str, bench_path: Any, job_type: str, reason: str) -> int:
+    """A run that died (worker killed, hard timeout) leaves its log at Start: end it Failed."""
+    with site_context(site, bench_path) as ctx:
+        names = ctx.db.get_all(
+            LOG, filters={"scheduled_job_type": job_type, "status": "Start"}, pluck="name"
+        )
+        for name in names:
+            ctx.db.set_value(LOG, name, {"status": "Failed", "details": reason, "end": ctx.now()})
+        ctx.db.commit()
+        return len(names)
+
+
+def enqueue_job_type(doc: Any, slot: int | None, force: bool = False) -> str:
+    """Enqueue a run of ``doc`` unless its previous run is pending (``force`` skips that).
+
+    ``slot`` is the slot's identity (UTC epoch); the broker refuses the same slot twice, so
+    several schedulers can try the same slot and only one run is enqueued. Returns
+    "enqueued", "pending" (previous run still queued or running) or "duplicate" (this slot
+    was enqueued already, by this or another scheduler)."""
+    from jobbench.jobs.enqueue import enqueue
+    from jobbench.jobs.job import is_job_enqueued
+
+    local = current()
+    job_id = job_id_for(doc.name)
+    if is_job_enqueued(job_id):
+        if not force:
+            return "pending"
+        job_id = f"{job_id}::{uuid.uuid4().hex[:8]}"  # never overwrite the pending run
+    once = f"{local.site}|{doc.name}|{slot}" if slot is not None else None
+    user = local.session.user
+    local.session.user = "Administrator"  # scheduled jobs run as Administrator
+    try:
+        job = enqueue(
+            RUN_METHOD,
+            queue=doc.target_queue,
+            timeout=doc.timeout or None,
+            job_name=doc.method if doc.method != "scheduler_event" else doc.name,
+            job_id=job_id,
+            once_key=once,
+            job_type=doc.name,
+        )
+    finally:
+        local.session.user = user
+    return "enqueued" if job is not None else "duplicate"

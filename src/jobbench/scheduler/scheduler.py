@@ -1,0 +1,160 @@
+"""``jobbench schedule``: every tick, enqueue each due job type of every active site.
+
+Ticks fall on wall-clock multiples of ``scheduler_tick_interval``. Any number of schedulers may
+run at once, on one machine or several sharing the broker: a lease in the broker lets one of
+them do the work in the normal case, and each slot of each job type carries an identity
+``(site, job type, slot time)`` that the broker refuses twice, so even two schedulers ticking
+at the same moment enqueue a slot once. A follower wakes when the leader's lease would expire,
+so a dead leader is replaced within one tick.
+
+A tick reads only the job types that are due (``next_execution`` is stored and indexed), so
+its cost grows with the number of due job types, not with all of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from jobbench.bench import Bench
+from jobbench.brokers.factory import get_broker
+from jobbench.context import site_context
+from jobbench.errors import JobbenchError
+from jobbench.scheduler.cron import slot_epoch
+from jobbench.scheduler.status import inactive_reason
+
+LEASE = "scheduler"
+JOB_TYPE = "Scheduled Job Type"
+
+
+@dataclass
+class TickReport:
+    enqueued: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # previous run still pending
+    skipped_sites: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        bench: Bench,
+        owner: str | None = None,
+        quiet: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bench = bench
+        self.owner = owner or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.quiet = quiet
+        self.clock = clock
+        self._stop = False
+
+    @property
+    def interval(self) -> float:
+        return float(self.bench.common_config().get("scheduler_tick_interval") or 60)
+
+    def run(self) -> int:
+        """Tick on every aligned multiple of the interval while holding the lease. Between
+        ticks a follower checks the lease every quarter interval, and takes over (ticking at
+        once) as soon as a dead leader's lease lapses."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.log(f"Scheduler {self.owner} started (tick every {self.interval:g} s)")
+        broker = get_broker(self.bench, self.bench.common_config())
+        leader = False
+        next_tick = self._next_tick()
+        next_check = 0.0
+        try:
+            while not self._stop:
+                now = self.clock()
+                if now >= next_tick or (not leader and now >= next_check):
+                    on_tick = now >= next_tick
+                    leader = broker.acquire_lease(LEASE, self.owner, self.interval * 1.2)
+                    if leader:
+                        self._tick_and_log()
+                    next_tick = self._next_tick() if on_tick else next_tick
+                    next_check = now + self.interval / 4
+                time.sleep(max(0.0, min(0.2, next_tick - self.clock())))
+        finally:
+            broker.release_lease(LEASE, self.owner)
+        self.log(f"Scheduler {self.owner} stopped")
+        return 0
+
+    def _next_tick(self) -> float:
+        interval = self.interval
+        return (self.clock() // interval + 1) * interval
+
+    def _tick_and_log(self) -> None:
+        report = self.tick()
+        if report.enqueued:
+            self.log(f"enqueued {', '.join(report.enqueued)}")
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self._stop = True
+
+    def tick(self, now: float | None = None) -> TickReport:
+        """One pass over every site; ``now`` (epoch seconds) lets tests simulate the clock."""
+        now = self.clock() if now is None else now
+        report = TickReport()
+        for site in self.bench.list_sites():
+            try:
+                self._tick_site(site, now, report)
+            except Exception as exc:  # noqa: BLE001 - one broken site never stops the others
+                report.errors.append(f"{site}: {exc}")
+                self.log(f"{site}: tick failed: {traceback.format_exc(limit=3)}")
+        return report
+
+    def _tick_site(self, site: str, now: float, report: TickReport) -> None:
+        with site_context(site, self.bench.path) as local:
+            reason = inactive_reason(local)
+            if reason:
+                report.skipped_sites[site] = reason
+                return
+            zone = local.time_zone()
+            local_now = dt.datetime.fromtimestamp(now, ZoneInfo(zone)).replace(tzinfo=None)
+            due = local.db.get_all(
+                JOB_TYPE,
+                filters={"stopped": 0, "next_execution": ("<=", local_now)},
+                pluck="name",
+                order_by="next_execution asc",
+            )
+            for name in due:
+                self._run_due(local, name, local_now, zone, report)
+
+    def _run_due(
+        self, local: object, name: str, local_now: dt.datetime, zone: str, report: TickReport
+    ) -> None:
+        from jobbench.context import current
+        from jobbench.documents import get_doc
+        from jobbench.scheduler.run import enqueue_job_type
+
+        db = current().db
+        try:
+            doc = get_doc(JOB_TYPE, name)
+            slot = slot_epoch(doc.next_execution, zone)
+            outcome = enqueue_job_type(doc, slot=slot)
+            if outcome == "pending":
+                report.blocked.append(f"{current().site}:{name}")
+                return
+            doc.last_execution = local_now
+            doc.save()
+            db.commit()
+            if outcome == "enqueued":
+                report.enqueued.append(f"{current().site}:{name}")
+        except JobbenchError as exc:  # one bad job type never stops the others
+            db.rollback()
+            report.errors.append(f"{current().site}:{name}: {exc}")
+            self.log(f"{current().site}: {name}: {exc}")
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
