@@ -1,4 +1,5 @@
-"""Broker.enqueue: record and queue entry together; at_front; deduplicate; replace; max_queued."""
+"""Broker.enqueue: record and queue entry together; at_front; deduplicate; replace; max_queued;
+once_key."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from jobbench.brokers.base import Broker
 from jobbench.errors import QueueOverloaded
 from jobbench.jobs.record import JobStatus, full_id
 
-from .helpers import KEEP, SITE, enqueued, in_status, nonzero_counts, rec, started
+from .helpers import FAR_FUTURE, KEEP, SITE, enqueued, in_status, nonzero_counts, rec, started
 
 
 def test_enqueue_stores_the_record_and_its_queue_entry_together(broker: Broker) -> None:
@@ -177,3 +178,64 @@ def test_max_queued_counts_only_queued_jobs_of_that_queue(broker: Broker) -> Non
     with pytest.raises(QueueOverloaded):
         broker.enqueue(rec("c"), max_queued=2)
     assert broker.get(full_id(SITE, "c")) is None
+
+
+def test_enqueue_replacing_a_scheduled_job_leaves_the_schedule(broker: Broker) -> None:
+    in_status(broker, "same", JobStatus.SCHEDULED)
+    assert broker.enqueue(rec("same", payload=b"new")) is True
+    assert broker.promote_due(now=FAR_FUTURE + 1) == 0
+    assert broker.queue_length("default") == 1
+    assert broker.find(status=JobStatus.SCHEDULED) == []
+
+
+# -- once_key -------------------------------------------------------------------------------
+
+
+def test_once_key_enqueues_at_most_once_per_key(broker: Broker) -> None:
+    assert broker.enqueue(rec("first"), once_key="slot-09:00") is True
+    second = rec("second")
+    assert broker.enqueue(second, once_key="slot-09:00") is False
+    assert broker.get(second.id) is None
+    assert broker.queue_length("default") == 1
+    assert broker.enqueue(rec("other"), once_key="slot-10:00") is True
+    assert broker.enqueue(rec("plain")) is True
+    assert broker.queue_length("default") == 3
+
+
+def test_once_key_stays_used_after_the_job_is_gone(broker: Broker) -> None:
+    first = rec("first")
+    assert broker.enqueue(first, once_key="slot") is True
+    job = broker.claim(["default"], "w1")
+    assert job is not None and broker.finish(job.id, "w1", None, KEEP)
+    assert broker.delete(first.id) is True
+    assert broker.enqueue(rec("first"), once_key="slot") is False
+    assert broker.get(first.id) is None
+
+
+def test_once_key_is_not_taken_when_the_enqueue_is_refused(broker: Broker) -> None:
+    enqueued(broker, "pending")
+    assert broker.enqueue(rec("pending"), deduplicate=True, once_key="k1") is False
+    with pytest.raises(QueueOverloaded):
+        broker.enqueue(rec("overflow"), max_queued=1, once_key="k1")
+    assert broker.get(full_id(SITE, "overflow")) is None
+    assert broker.enqueue(rec("fresh"), once_key="k1") is True
+    assert broker.queue_length("default") == 2
+
+
+def test_concurrent_enqueues_with_one_once_key_enqueue_one_job(broker: Broker) -> None:
+    barrier = threading.Barrier(8)
+    results: dict[int, bool] = {}
+
+    def produce(n: int) -> None:
+        barrier.wait(timeout=10)
+        results[n] = broker.enqueue(rec(f"j{n}"), once_key="slot")
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    winners = [n for n, ok in results.items() if ok]
+    assert len(results) == 8 and len(winners) == 1
+    assert broker.queue_length("default") == 1
+    assert [j.id for j in broker.find()] == [full_id(SITE, f"j{winners[0]}")]

@@ -139,9 +139,7 @@ def test_reap_twice_settles_once(broker: Broker) -> None:
     assert broker.get(job.id) == first
 
 
-def test_concurrent_reapers_settle_each_job_once(
-    broker: Broker, broker_spec: BrokerSpec
-) -> None:
+def test_concurrent_reapers_settle_each_job_once(broker: Broker, broker_spec: BrokerSpec) -> None:
     jobs = {started(broker, f"j{i}", worker=f"ghost{i % 3}").id for i in range(30)}
     reapers = [broker_spec.make() for _ in range(4)]
     barrier = threading.Barrier(len(reapers))

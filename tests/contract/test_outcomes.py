@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from .helpers import (
     FAR_FUTURE,
     KEEP,
     SITE,
+    BrokerSpec,
     enqueued,
     in_status,
     nonzero_counts,
@@ -184,6 +186,34 @@ def test_promote_due_moves_only_due_jobs(broker: Broker) -> None:
     assert broker.queue_length("long") == 2
     future = broker.get(full_id(SITE, "future"))
     assert future is not None and future.status == JobStatus.SCHEDULED
+
+
+def test_concurrent_promote_due_moves_each_job_once(
+    broker: Broker, broker_spec: BrokerSpec
+) -> None:
+    due = time.time() - 1
+    for i in range(30):
+        job = started(broker, f"j{i}", retries_left=1)
+        assert broker.fail(job.id, "w1", "boom", KEEP, retry_at=due)
+    promoters = [broker_spec.make() for _ in range(4)]
+    barrier = threading.Barrier(len(promoters))
+    moved: list[int] = []
+
+    def run(b: Broker) -> None:
+        barrier.wait(timeout=10)
+        moved.append(b.promote_due())
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in promoters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for b in promoters:
+        b.close()
+    assert len(moved) == len(promoters) and sum(moved) == 30
+    assert broker.queue_length("default") == 30
+    claimed = [broker.claim(["default"], "w2") for _ in range(31)]
+    assert len({j.id for j in claimed if j}) == 30 and claimed[-1] is None
 
 
 # -- mark_stopped ---------------------------------------------------------------------------
