@@ -61,6 +61,7 @@ def worker_command(
 @click.option("--burst", is_flag=True, help="Each worker exits once the queues are empty.")
 @click.option("--strategy", type=STRATEGIES, default="default", show_default=True)
 @click.option("--quiet", is_flag=True)
+@click.option("--with-scheduler", is_flag=True, help="Also run the scheduler (like Frappe).")
 @pass_state
 def worker_pool_command(
     state: CliState,
@@ -69,11 +70,13 @@ def worker_pool_command(
     burst: bool,
     strategy: str,
     quiet: bool,
+    with_scheduler: bool,
 ) -> None:
     """Run N workers under one parent that restarts any that die."""
     from jobbench.worker.pool import WorkerPool
 
-    pool = WorkerPool(state.bench, _queues(state, queue_text), num_workers, strategy, burst, quiet)
+    queues = _queues(state, queue_text)
+    pool = WorkerPool(state.bench, queues, num_workers, strategy, burst, quiet, with_scheduler)
     sys.exit(pool.run())
 
 

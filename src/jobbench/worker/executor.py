@@ -14,6 +14,7 @@ children the job forked, and it asks the kernel to kill it if the parent dies.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -66,11 +67,11 @@ def _on_warm(_sig: int, _frame: FrameType | None) -> None:
     _State.exit_after_job = True
 
 
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG: the kernel sends SIGKILL to us when our parent dies (Linux)."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """PR_SET_PDEATHSIG: the kernel sends ``sig`` to us when our parent dies (Linux)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)
+        libc.prctl(1, int(sig))
     except (OSError, AttributeError):
         pass  # not Linux: the parent's heartbeat expiry still settles the job
 
@@ -118,6 +119,15 @@ def run_one(record: JobRecord, bench: Bench, broker: Broker) -> Outcome:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def _sync_task(broker: Broker, bench: Bench, record: JobRecord) -> None:
+    """A stop or timeout can land outside the job's own handlers (say while its task is being
+    marked Running): bring the Background Task in line with what the broker recorded."""
+    from jobbench.worker.settle import sync_task
+
+    with contextlib.suppress(Exception):  # tracking never takes the executor down
+        sync_task(broker, bench, record.id, None)
+
+
 def _tell(fd: int, kind: str, job_id: str, extra: object) -> None:
     """One JSON line per event: ids may hold any character, newlines included."""
     os.write(fd, json.dumps([kind, job_id, extra]).encode() + b"\n")
@@ -126,7 +136,7 @@ def _tell(fd: int, kind: str, job_id: str, extra: object) -> None:
 def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
     """Body of the executor process; returns its exit code."""
     os.setpgid(0, 0)
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGUSR1, _on_stop)
     signal.signal(signal.SIGUSR2, _on_warm)
@@ -148,5 +158,7 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
         _tell(pipe_fd, "S", record.id, [record.timeout, record.method, record.queue])
         outcome = run_one(record, bench, broker)
         record_outcome(broker, record, cfg.worker_name, outcome, keep)
+        if record.task_id and outcome.status != "finished":
+            _sync_task(broker, bench, record)
         _tell(pipe_fd, "E", record.id, outcome.status)
     return 0

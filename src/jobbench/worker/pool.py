@@ -14,9 +14,11 @@ import time
 from types import FrameType
 
 from jobbench.bench import Bench
+from jobbench.worker.executor import die_with_parent
 from jobbench.worker.worker import Worker
 
 RESTART_PAUSE = 0.5
+SCHEDULER_SLOT = -1
 
 
 class WorkerPool:
@@ -28,8 +30,10 @@ class WorkerPool:
         strategy: str = "default",
         burst: bool = False,
         quiet: bool = False,
+        with_scheduler: bool = False,
     ) -> None:
         self.bench = bench
+        self.with_scheduler = with_scheduler
         self.queues = queues
         self.num_workers = max(1, num_workers)
         self.strategy = strategy
@@ -39,16 +43,28 @@ class WorkerPool:
         self._stopping = 0
 
     def _start(self, slot: int) -> None:
+        """Fork worker ``slot`` (or the scheduler, slot SCHEDULER_SLOT). Children get their
+        own process group, so a terminal's Ctrl-C reaches only this parent, which forwards
+        one SIGTERM per Ctrl-C (warm, then cold); they get SIGTERM if this parent dies."""
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                os.setpgid(0, 0)
+                die_with_parent(signal.SIGTERM)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = Worker(self.bench, self.queues, self.strategy, self.burst, self.quiet).work()
+                code = self._child_main(slot)
             finally:
                 os._exit(code)
         self._children[pid] = slot
+
+    def _child_main(self, slot: int) -> int:
+        if slot == SCHEDULER_SLOT:
+            from jobbench.scheduler.scheduler import Scheduler
+
+            return Scheduler(self.bench, quiet=self.quiet).run()
+        return Worker(self.bench, self.queues, self.strategy, self.burst, self.quiet).work()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._stopping += 1
@@ -62,6 +78,8 @@ class WorkerPool:
         signal.signal(signal.SIGINT, self._on_signal)
         for slot in range(self.num_workers):
             self._start(slot)
+        if self.with_scheduler:
+            self._start(SCHEDULER_SLOT)
         while self._children:
             try:
                 pid, status = os.wait()
@@ -71,11 +89,16 @@ class WorkerPool:
                 continue
             slot = self._children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
-            if self._stopping or (self.burst and code == 0):
+            if self._stopping or (self.burst and code == 0 and slot != SCHEDULER_SLOT):
+                if self.burst and not self._workers_left():
+                    self._on_signal(signal.SIGTERM, None)  # burst done: stop the scheduler too
                 continue
             time.sleep(RESTART_PAUSE)
             self._start(slot)
         return 0
+
+    def _workers_left(self) -> bool:
+        return any(slot != SCHEDULER_SLOT for slot in self._children.values())
 
     def _preload(self) -> None:
         """Import the apps of every site now, so forked workers share them."""
