@@ -9,9 +9,11 @@ then uses the Python API the way Frappe code does and prints what happened at ea
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +77,35 @@ def show_jobs(bench: Path, job_ids: list[str]) -> None:
         print(f"Error Log entries: {errors}")
 
 
+def run_scheduler(bench: Path) -> None:
+    """Let the real scheduler tick for a few seconds, then run what it enqueued."""
+    import jobbench as frappe
+    from jobbench.bench import Bench
+
+    print("\n# The scheduler (hooks: scheduler_events)")
+    Bench(bench).update_common_config({"scheduler_tick_interval": 1, "scheduler_interval": 2})
+    run("--site", "demo.local", "migrate", bench=bench)  # next runs follow the new interval
+    run("--site", "demo.local", "scheduled-jobs", "list", bench=bench)
+    print("$ jobbench schedule & jobbench worker &   (both stopped after 6 s)", flush=True)
+    base = [sys.executable, "-m", "jobbench", "--bench", str(bench)]
+    procs = [subprocess.Popen([*base, "schedule"]), subprocess.Popen([*base, "worker", "--quiet"])]
+    time.sleep(6)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)  # warm shutdown
+    for proc in procs:
+        proc.wait(timeout=30)
+    run("--site", "demo.local", "trigger-scheduler-event", "daily", bench=bench)
+    with frappe.site_context("demo.local", bench_path=bench):
+        runs = frappe.get_jobs(status="finished")
+        fired = [j for j in runs if j.job_name == "demo_app.tasks.count_open_tasks"]
+        print(
+            f"count_open_tasks ran {len(fired)} time(s) on schedule; last result: "
+            f"{fired[0].result if fired else '-'}"
+        )
+        for log in frappe.get_all("Scheduled Job Log", fields=["scheduled_job_type", "status"]):
+            print(f"Scheduled Job Log: {log.scheduled_job_type} {log.status}")
+
+
 def main() -> None:
     target = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else None
     bench = target or Path(tempfile.mkdtemp(prefix="jobbench-demo-")) / "bench"
@@ -92,6 +123,7 @@ def main() -> None:
     run("worker", "--burst", bench=bench)
     print("\n# What the jobs did")
     show_jobs(bench, job_ids)
+    run_scheduler(bench)
     print(f"\nDemo bench left at {bench}")
 
 

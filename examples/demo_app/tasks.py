@@ -19,3 +19,13 @@ def create_task(subject: str) -> str:
 def fail_loudly() -> None:
     """Fails: the worker rolls back, writes an Error Log and records the traceback."""
     raise ValueError("this job fails on purpose")
+
+
+def count_open_tasks() -> int:
+    """Scheduled every few seconds in the demo (hooks: scheduler_events 'all')."""
+    return int(frappe.db.count("Task", {"status": "Open"}))
+
+
+def daily_summary() -> str:
+    """Scheduled daily; gets a Scheduled Job Log for each run."""
+    return f"{frappe.db.count('Task')} tasks"
