@@ -96,12 +96,9 @@ def run_scheduler(bench: Path) -> None:
         proc.wait(timeout=30)
     run("--site", "demo.local", "trigger-scheduler-event", "daily", bench=bench)
     with frappe.site_context("demo.local", bench_path=bench):
-        runs = frappe.get_jobs(status="finished")
-        fired = [j for j in runs if j.job_name == "demo_app.tasks.count_open_tasks"]
-        print(
-            f"count_open_tasks ran {len(fired)} time(s) on schedule; last result: "
-            f"{fired[0].result if fired else '-'}"
-        )
+        last = frappe.get_job("scheduled_job::tasks.count_open_tasks")
+        if last is not None:  # each run reuses the job id scheduled_job::<job type>
+            print(f"last scheduled run of count_open_tasks: {last.status}, result {last.result}")
         for log in frappe.get_all("Scheduled Job Log", fields=["scheduled_job_type", "status"]):
             print(f"Scheduled Job Log: {log.scheduled_job_type} {log.status}")
 
