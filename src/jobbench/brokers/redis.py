@@ -18,6 +18,8 @@ Key layout (``P`` = ``jb:<bench_id>:``; a stored job id is ``<site>::<job_id>``)
     P workers               zset   worker name -> heartbeat expiry (reap compares with ``now``)
     P worker:<name>         string WorkerInfo as JSON, with a TTL of the heartbeat
     P lease:<name>          string owner of the lease, with a TTL
+    P once                  zset   once_key -> when it may be used again (enqueue takes keys;
+                                   cleanup() forgets the expired ones)
 
 The status is a field of the hash; the indexes follow it inside the same script. The scripts
 (``lua/*.lua``, each prefixed with ``lua/common.lua``) derive keys from the prefix they are given,
@@ -48,7 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.commands.core import Script
 
-from jobbench.brokers.base import Broker, Retention, WorkerInfo
+from jobbench.brokers.base import ONCE_TTL, Broker, Retention, WorkerInfo
 from jobbench.errors import BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import JobRecord, JobStatus
 
@@ -105,10 +107,10 @@ def _record(flat: Sequence[bytes]) -> JobRecord:
     return JobRecord.from_mapping(data)
 
 
-def _fields(record: JobRecord) -> list[Any]:
+def _fields(record: JobRecord, **override: Any) -> list[Any]:
     """The record as a flat ``[field, value, ...]`` list for HSET, None fields left out."""
     out: list[Any] = []
-    values = record.__dict__
+    values = {**record.__dict__, **override}
     for name in _FIELDS:
         value = values[name]
         if value is not None:
@@ -178,24 +180,30 @@ class RedisBroker(Broker):
         at_front: bool = False,
         deduplicate: bool = False,
         max_queued: int | None = None,
+        once_key: str | None = None,
     ) -> bool:
-        record.status = JobStatus.QUEUED
-        limit = "" if max_queued is None else str(max_queued)
+        now = time.time()
         done = self._run(
             "enqueue",
             record.id,
             record.queue,
             int(at_front),
             int(deduplicate),
-            limit,
+            "" if max_queued is None else max_queued,
             record.enqueued_at,
-            *_fields(record),
+            int(once_key is not None),
+            _opt(once_key),
+            now,
+            now + ONCE_TTL,
+            *_fields(record, status=JobStatus.QUEUED),
         )
         if done == -1:
             raise QueueOverloaded(
                 f"queue '{record.queue}' already holds {max_queued} jobs (max_queued_jobs); "
                 "wait for workers to catch up or add workers"
             )
+        if done == 1:
+            record.status = JobStatus.QUEUED
         return bool(done == 1)
 
     # -- consuming ----------------------------------------------------------------------------
@@ -215,12 +223,17 @@ class RedisBroker(Broker):
     def _wait(self, queues: Sequence[str], remaining: float) -> None:
         """Block until a wake token arrives on one of ``queues`` or ``remaining`` runs out.
 
-        Blocks at most 80% of the socket timeout at a time, so the read never times out."""
-        block = max(_MIN_BLOCK, min(remaining, self.socket_timeout * 0.8))
+        Each BLPOP stays well under the socket timeout (Redis may answer a blocking call up to
+        100 ms late); should the read still time out, the next claim round trip tells whether
+        the server is really gone."""
+        limit = max(self.socket_timeout - 0.25, self.socket_timeout / 2)
+        block = max(_MIN_BLOCK, min(remaining, limit))
         keys = [f"{self.prefix}wake:{q}" for q in queues]
         try:
             self._client().blpop(keys, timeout=block)
-        except _REDIS_ERRORS as exc:
+        except redis.exceptions.TimeoutError:
+            return
+        except redis.exceptions.ConnectionError as exc:
             self._unavailable(exc)
 
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
