@@ -17,6 +17,7 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,24 @@ class Bench:
 
     path: Path
 
-    @property
+    # Paths are computed once per bench: a worker builds them for every job otherwise.
+    @cached_property
     def sites_path(self) -> Path:
         return self.path / "sites"
 
-    @property
+    @cached_property
     def common_config_path(self) -> Path:
         return self.sites_path / COMMON_CONFIG
 
-    @property
+    @cached_property
     def apps_txt(self) -> Path:
         return self.sites_path / "apps.txt"
 
     def site_path(self, site: str) -> Path:
-        return self.sites_path / site
+        return _site_path(self.sites_path, site)
 
     def site_config_path(self, site: str) -> Path:
-        return self.site_path(site) / SITE_CONFIG
+        return _site_config_path(self.sites_path, site)
 
     def common_config(self) -> _dict:
         return _dict(config.read_json(self.common_config_path))
@@ -74,8 +76,15 @@ class Bench:
         return config.read_json(self.site_config_path(site))
 
     def merged_config(self, site: str) -> _dict:
-        """Common config overlaid with the site's config, plus derived defaults."""
-        conf = config.merge(self.common_config(), self.site_config(site))
+        """Common config overlaid with the site's config, plus derived defaults.
+
+        A fresh top-level dict each call; nested values (lists, dicts) are shared with the
+        config cache, so treat them as read-only."""
+        self.require_site(site)
+        conf = config.merge(
+            config.read_json_shared(self.common_config_path),
+            config.read_json_shared(self.site_config_path(site)),
+        )
         conf.setdefault("db_url", default_db_url(self.path, site))
         conf.setdefault("installed_apps", [])
         return conf
@@ -114,11 +123,26 @@ class Bench:
 
     def add_apps_dir_to_path(self) -> None:
         """Make ``<bench>/apps`` importable, the way bench's apps/ folder is for Frappe."""
-        apps_dir = str(self.path / "apps")
-        if os.path.isdir(apps_dir) and apps_dir not in sys.path:
+        apps_dir = self._apps_dir
+        if apps_dir not in sys.path and os.path.isdir(apps_dir):
             sys.path.insert(0, apps_dir)
 
+    @cached_property
+    def _apps_dir(self) -> str:
+        return str(self.path / "apps")
 
+
+@lru_cache(maxsize=4096)
+def _site_path(sites_path: Path, site: str) -> Path:
+    return sites_path / site
+
+
+@lru_cache(maxsize=4096)
+def _site_config_path(sites_path: Path, site: str) -> Path:
+    return sites_path / site / SITE_CONFIG
+
+
+@lru_cache(maxsize=4096)
 def default_db_url(bench_path: Path, site: str) -> str:
     return f"sqlite:///{bench_path / 'sites' / site / 'site.sqlite3'}"
 
@@ -127,17 +151,24 @@ def is_bench(path: Path) -> bool:
     return (path / "sites" / COMMON_CONFIG).is_file()
 
 
+_benches: dict[str, Bench] = {}  # path as given -> resolved bench (resolve() is slow-ish)
+
+
 def find_bench(explicit: str | os.PathLike[str] | None = None) -> Bench:
     """--bench, else $JOBBENCH_BENCH, else the first parent of the cwd that is a bench."""
     given = explicit or os.environ.get("JOBBENCH_BENCH")
     if given:
+        known = _benches.get(os.fspath(given))
+        if known is not None and is_bench(known.path):
+            return known
         path = Path(given).expanduser().resolve()
         if not is_bench(path):
             raise BenchNotFoundError(
                 f"{path} is not a bench (no sites/{COMMON_CONFIG}); create one with "
                 "'jobbench init DIR'"
             )
-        return Bench(path)
+        _benches[os.fspath(given)] = Bench(path)
+        return _benches[os.fspath(given)]
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if is_bench(candidate):

@@ -145,12 +145,29 @@ def read_json(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    return copy.deepcopy(_read_cached(path, stat))
+
+
+def read_json_shared(path: Path) -> dict[str, Any]:
+    """Like read_json, but returns the cached object itself: callers must not mutate it.
+
+    For the per-job hot path (a worker opens a site context for every job)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    return _read_cached(path, stat)
+
+
+def _read_cached(path: Path, stat: os.stat_result) -> dict[str, Any]:
     version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     cached = _cache.get(path)
     if cached and cached[0] == version:
-        return copy.deepcopy(cached[1])
+        return cached[1]
     data = _parse(path)
-    _cache[path] = (version, copy.deepcopy(data))
+    _cache[path] = (version, data)
     return data
 
 

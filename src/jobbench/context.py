@@ -51,11 +51,10 @@ class SiteLocal:
     """Everything bound to the current site in this context."""
 
     def __init__(self, site: str, bench: Bench) -> None:
-        bench.require_site(site)
+        self.conf = bench.merged_config(site)  # raises SiteNotFoundError for an unknown site
         bench.add_apps_dir_to_path()
         self.site = site
         self.bench = bench
-        self.conf = bench.merged_config(site)
         self.session = Session()
         self.flags = _dict()
         self.job: Any = None

@@ -94,6 +94,20 @@ class Broker(ABC):
         Conditional: only a job ``started`` by ``worker`` changes; returns whether it did, so a
         late or repeated call is a harmless no-op (idempotent)."""
 
+    def finish_and_claim(
+        self,
+        job_id: str,
+        worker: str,
+        result: bytes | None,
+        keep: Retention,
+        queues: Sequence[str],
+    ) -> JobRecord | None:
+        """``finish`` then ``claim(queues, worker, timeout=0)``, each with its own promises.
+
+        A worker's hot path: brokers do both in one round trip where they can."""
+        self.finish(job_id, worker, result, keep)
+        return self.claim(queues, worker, 0.0)
+
     @abstractmethod
     def fail(
         self,

@@ -76,6 +76,15 @@ def lua_sources() -> dict[str, str]:
     }
 
 
+def _finish_args(
+    job_id: str, worker: str, result: bytes | None, keep: Retention
+) -> tuple[Any, ...]:
+    now = time.time()
+    expires = now + keep.results_ttl
+    payload = b"" if result is None else result
+    return (job_id, worker, now, int(result is not None), payload, expires, _ms(expires))
+
+
 def hide_password(url: str) -> str:
     """``url`` with any password replaced by ``***``."""
     parts = urlsplit(url)
@@ -207,6 +216,37 @@ class RedisBroker(Broker):
         return bool(done == 1)
 
     # -- consuming ----------------------------------------------------------------------------
+    def finish_and_claim(
+        self,
+        job_id: str,
+        worker: str,
+        result: bytes | None,
+        keep: Retention,
+        queues: Sequence[str],
+    ) -> JobRecord | None:
+        """Both scripts in one pipelined round trip (not one transaction: none is needed).
+
+        Raw EVALSHA, because redis-py's pipeline sends SCRIPT EXISTS (a second round trip) on
+        every execute when given Script objects. If the server lost the scripts (restart,
+        SCRIPT FLUSH), fall back to the two calls, which reload them; finish is conditional,
+        so running it again is harmless."""
+        if not queues:
+            self.finish(job_id, worker, result, keep)
+            return None
+        _, client, scripts = self._connection()
+        finish_args = (self.prefix, *_finish_args(job_id, worker, result, keep))
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(scripts["finish"].sha, 0, *finish_args)
+            pipe.evalsha(scripts["claim"].sha, 0, self.prefix, worker, time.time(), *queues)
+            replies = pipe.execute()
+        except redis.exceptions.NoScriptError:
+            self.finish(job_id, worker, result, keep)
+            return self.claim(queues, worker, 0.0)
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+        return _record(replies[1]) if replies[1] else None
+
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:
             return None
@@ -237,18 +277,7 @@ class RedisBroker(Broker):
             self._unavailable(exc)
 
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
-        now = time.time()
-        expires = now + keep.results_ttl
-        done = self._run(
-            "finish",
-            job_id,
-            worker,
-            now,
-            int(result is not None),
-            b"" if result is None else result,
-            expires,
-            _ms(expires),
-        )
+        done = self._run("finish", *_finish_args(job_id, worker, result, keep))
         return bool(done)
 
     def fail(

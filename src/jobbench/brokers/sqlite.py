@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS once_keys (key TEXT PRIMARY KEY, expires_at REAL);
 """
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_POLL_INTERVAL = 0.002
+_POLL_INTERVAL = 0.001
+_POLL_MAX = 0.008
 WORKER_DIED = "worker died: its heartbeat expired while the job was running"
 
 
@@ -161,6 +162,7 @@ class SQLiteBroker(Broker):
         deadline = time.monotonic() + timeout
         conn = self._conn()
         version = None
+        idle = 0.0
         while True:
             now_version = conn.execute("PRAGMA data_version").fetchone()[0]
             if now_version != version:
@@ -168,34 +170,49 @@ class SQLiteBroker(Broker):
                 record = self._claim_once(queues, worker)
                 if record is not None or timeout <= 0:
                     return record
+                idle = 0.0
             if time.monotonic() >= deadline:
                 return None
-            time.sleep(_POLL_INTERVAL)
+            # Poll fast right after activity, slower while idle: ~1 ms latency when busy,
+            # ~100 wake-ups a second (well under 1 % CPU) when idle.
+            idle = min(_POLL_MAX, idle * 2) if idle else _POLL_INTERVAL
+            time.sleep(idle)
 
     def _claim_once(self, queues: Sequence[str], worker: str) -> JobRecord | None:
         with self._tx() as conn:
-            for queue in queues:
-                row = conn.execute(
-                    f"UPDATE jobs SET status = 'started', worker = ?, started_at = ?, "
-                    f"attempts = attempts + 1, pos = NULL, stop_requested = 0 "
-                    f"WHERE id = (SELECT id FROM jobs WHERE queue = ? AND status = 'queued' "
-                    f"ORDER BY pos LIMIT 1) RETURNING {', '.join(COLUMNS)}",
-                    (worker, time.time(), queue),
-                ).fetchone()
-                if row is not None:
-                    return self._record(row)
+            return self._claim_in(conn, queues, worker)
+
+    def _claim_in(
+        self, conn: sqlite3.Connection, queues: Sequence[str], worker: str
+    ) -> JobRecord | None:
+        for queue in queues:
+            row = conn.execute(
+                f"UPDATE jobs SET status = 'started', worker = ?, started_at = ?, "
+                f"attempts = attempts + 1, pos = NULL, stop_requested = 0 "
+                f"WHERE id = (SELECT id FROM jobs WHERE queue = ? AND status = 'queued' "
+                f"ORDER BY pos LIMIT 1) RETURNING {', '.join(COLUMNS)}",
+                (worker, time.time(), queue),
+            ).fetchone()
+            if row is not None:
+                return self._record(row)
         return None
 
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
-        now = time.time()
         with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = 'finished', ended_at = ?, result = ?, expires_at = ?, "
-                "progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END "
-                "WHERE id = ? AND status = 'started' AND worker = ?",
-                (now, result, now + keep.results_ttl, job_id, worker),
-            )
-            return cur.rowcount > 0
+            return _finish(conn, job_id, worker, result, keep)
+
+    def finish_and_claim(
+        self,
+        job_id: str,
+        worker: str,
+        result: bytes | None,
+        keep: Retention,
+        queues: Sequence[str],
+    ) -> JobRecord | None:
+        """Both in one transaction: one BEGIN/COMMIT (one fsync) per job instead of two."""
+        with self._tx() as conn:
+            _finish(conn, job_id, worker, result, keep)
+            return self._claim_in(conn, queues, worker)
 
     def fail(
         self,
@@ -438,6 +455,19 @@ class SQLiteBroker(Broker):
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def _finish(
+    conn: sqlite3.Connection, job_id: str, worker: str, result: bytes | None, keep: Retention
+) -> bool:
+    now = time.time()
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'finished', ended_at = ?, result = ?, expires_at = ?, "
+        "progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END "
+        "WHERE id = ? AND status = 'started' AND worker = ?",
+        (now, result, now + keep.results_ttl, job_id, worker),
+    )
+    return cur.rowcount > 0
 
 
 def _take_once(conn: sqlite3.Connection, key: str) -> bool:

@@ -128,9 +128,33 @@ def _sync_task(broker: Broker, bench: Bench, record: JobRecord) -> None:
         sync_task(broker, bench, record.id, None)
 
 
-def _tell(fd: int, kind: str, job_id: str, extra: object) -> None:
-    """One JSON line per event: ids may hold any character, newlines included."""
-    os.write(fd, json.dumps([kind, job_id, extra]).encode() + b"\n")
+def _settle(
+    broker: Broker,
+    bench: Bench,
+    worker: str,
+    record: JobRecord,
+    outcome: Outcome,
+    keep: Retention,
+    order: list[str],
+) -> JobRecord | None:
+    """Record the outcome; after a success, claim the next job in the same round trip.
+
+    No next job is claimed once a warm shutdown was asked for."""
+    if outcome.status == "finished" and not _State.exit_after_job:
+        return broker.finish_and_claim(record.id, worker, outcome.result, keep, order)
+    record_outcome(broker, record, worker, outcome, keep)
+    if record.task_id and outcome.status != "finished":
+        _sync_task(broker, bench, record)
+    return None
+
+
+def _started(record: JobRecord) -> list[object]:
+    return ["S", record.id, [record.timeout, record.method, record.queue]]
+
+
+def _tell(fd: int, *events: list[object]) -> None:
+    """One JSON line per event ([kind, job id, detail]); ids may hold any character."""
+    os.write(fd, b"".join(json.dumps(e).encode() + b"\n" for e in events))
 
 
 def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
@@ -142,23 +166,33 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
     signal.signal(signal.SIGUSR2, _on_warm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to shut down
     signal.signal(signal.SIGTERM, _on_warm)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the parent's wake-up handler is not ours
+    signal.set_wakeup_fd(-1)
     bench = Bench(Path(cfg.bench_path))
     conf = bench.common_config()
     broker = get_broker(bench, conf)
     keep = retention(conf)
     turn = 0
-    while not _State.exit_after_job:
+    record: JobRecord | None = None
+    announced = False
+    while record is not None or not _State.exit_after_job:
         order = order_queues(cfg.queues, cfg.strategy, turn)
         turn += 1
-        record = broker.claim(order, cfg.worker_name, 0.0 if cfg.burst else IDLE_CLAIM_WAIT)
         if record is None:
-            if cfg.burst:
-                break
-            continue
-        _tell(pipe_fd, "S", record.id, [record.timeout, record.method, record.queue])
+            wait = 0.0 if cfg.burst else IDLE_CLAIM_WAIT
+            record, announced = broker.claim(order, cfg.worker_name, wait), False
+            if record is None:
+                if cfg.burst:
+                    break
+                continue
+        if not announced:
+            _tell(pipe_fd, _started(record))
         outcome = run_one(record, bench, broker)
-        record_outcome(broker, record, cfg.worker_name, outcome, keep)
-        if record.task_id and outcome.status != "finished":
-            _sync_task(broker, bench, record)
-        _tell(pipe_fd, "E", record.id, outcome.status)
+        following = _settle(broker, bench, cfg.worker_name, record, outcome, keep, order)
+        # One write (one wake-up of the parent) for "this ended" and "the next one started".
+        lines: list[list[object]] = [["E", record.id, outcome.status]]
+        if following is not None:
+            lines.append(_started(following))
+        _tell(pipe_fd, *lines)
+        record, announced = following, following is not None
     return 0

@@ -50,6 +50,10 @@ class Running:
     kill_status: str = "failed"
 
 
+def _wake(_signum: int, _frame: FrameType | None) -> None:
+    """SIGCHLD: nothing to do here; the wakeup fd already woke the main loop."""
+
+
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -103,9 +107,13 @@ class Worker:
         previous = signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        # A handler (even a no-op) makes SIGCHLD write to the wakeup fd, so the loop notices
+        # an executor's exit at once instead of at the next timeout.
+        signal.signal(signal.SIGCHLD, _wake)
         self.log(f"Worker {self.name} started, queues: {', '.join(self.info.queues)}")
         try:
             self._heartbeat(force=True)
+            self._before_first_claim()
             while not self._done:
                 if self._pid is None:
                     self._spawn()
@@ -124,6 +132,14 @@ class Worker:
             f"{self.info.failed} failed)"
         )
         return 0
+
+    def _before_first_claim(self) -> None:
+        """Settle jobs of dead workers, then queue the retries that are due (theirs included):
+        a burst worker claims at once and leaves when its queues look empty."""
+        from jobbench.worker.settle import reap_dead
+
+        reap_dead(self.broker, self.bench, self.keep)
+        self.broker.promote_due()
 
     def _spawn(self) -> None:
         read_fd, write_fd = os.pipe()
@@ -214,10 +230,22 @@ class Worker:
         code = os.waitstatus_to_exitcode(status)
         if self._running is not None:
             self._settle_lost(self._running, code)
+        self._settle_unreported(code)
         if code == 0 and (self.cfg.burst or self._stopping) or self._stopping:
             self._done = True
         elif code != 0:
             time.sleep(RESPAWN_PAUSE)  # no hot crash loop if the executor cannot start
+
+    def _settle_unreported(self, code: int) -> None:
+        """Jobs the dead executor claimed but never reported (it died between the claim and
+        its "S" line): still ``started`` under this live worker's name, so no reaper would
+        ever take them. Settle them like the job it was known to run."""
+        from jobbench.worker.settle import settle_job
+
+        reason = f"worker died: the executor that claimed this job ended ({describe_exit(code)})"
+        for record in self.broker.find(status="started", limit=10_000):
+            if record.worker == self.name:
+                settle_job(self.broker, self.bench, self.keep, record.id, self.name, reason)
 
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job
@@ -267,6 +295,7 @@ class Worker:
         self._pid = None
         if self._running is not None:
             self._settle_lost(self._running, os.waitstatus_to_exitcode(status))
+        self._settle_unreported(os.waitstatus_to_exitcode(status))
         if self._stopping:
             self._done = True
 
