@@ -11,6 +11,7 @@ then exit), the second is cold (stop the job now; it ends ``stopped``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -145,6 +146,7 @@ class Worker:
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()  # keep the collector from touching (and so copying) the shared pages
         pid = os.fork()
         if pid == 0:  # the executor
             os.close(read_fd)
