@@ -53,12 +53,16 @@ def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
 def run_job_type(doc: Any) -> Any:
     """Execute a job type here and now, with a log when it has ``create_log``."""
     local = current()
+    if doc.create_log:
+        # End the caller's transaction first (Frappe commits at Start too): on SQLite a read
+        # snapshot older than the log's commit would make every write of the run fail.
+        local.db.commit()
     log = _start_log(doc) if doc.create_log else None
     try:
         fn, kwargs = _target(doc)
         result = fn(**kwargs)
         local.db.commit()
-    except Exception:
+    except BaseException:  # a stop on request (StopJob) must not leave the log at Start
         local.db.rollback()
         if log:
             _finish_log(log, "Failed", traceback.format_exc())

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobbench.bench import Bench
@@ -141,13 +142,13 @@ class Scheduler:
         try:
             doc = get_doc(JOB_TYPE, name)
             slot = slot_epoch(doc.next_execution, zone)
+            doc.last_execution = local_now
+            doc.get_next_execution()  # a corrupt schedule fails here, before any enqueue
             outcome = enqueue_job_type(doc, slot=slot)
             if outcome == "pending":
                 report.blocked.append(f"{current().site}:{name}")
                 return
-            doc.last_execution = local_now
-            doc.save()
-            db.commit()
+            _save_run(doc, local_now)
             if outcome == "enqueued":
                 report.enqueued.append(f"{current().site}:{name}")
         except JobbenchError as exc:  # one bad job type never stops the others
@@ -158,3 +159,23 @@ class Scheduler:
     def log(self, message: str) -> None:
         if not self.quiet:
             print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def _save_run(doc: Any, local_now: dt.datetime) -> None:
+    """Save ``last_execution`` and commit. Another scheduler may save the same job type for
+    the same slot at this very moment; on SQLite that makes this transaction's read snapshot
+    stale ("database is locked" at once). Then write the same values again, in a transaction
+    whose first statement is the write, so it simply waits for the other one."""
+    from jobbench.context import current
+    from jobbench.errors import LockWaitTimeoutError
+
+    db = current().db
+    try:
+        doc.save()  # sets next_execution from last_execution before it writes
+        db.commit()
+        return
+    except LockWaitTimeoutError:
+        db.rollback()
+    values = {"last_execution": local_now, "next_execution": doc.next_execution}
+    db.set_value(JOB_TYPE, doc.name, values, update_modified=False)
+    db.commit()
