@@ -56,7 +56,10 @@ def _append(target: dict[str, Any], key: str, value: Any) -> None:
         items.extend(value if isinstance(value, list | tuple) else [value])
 
 
-_merged_cache: dict[tuple[int, ...], dict[str, Any]] = {}
+# Keyed by the module objects themselves (not their ids): holding them keeps an id from being
+# reused by a later, different module (tests re-import apps of the same name), which would
+# hand out another app's hooks.
+_merged_cache: dict[tuple[ModuleType, ...], dict[str, Any]] = {}
 
 
 def collect_hooks(apps: list[str]) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def collect_hooks(apps: list[str]) -> dict[str, Any]:
     Cached per set of loaded hooks modules (a re-imported module is a new key); the result is
     shared, so callers must not mutate it (``jobbench.get_hooks`` hands out copies)."""
     modules = [load_app_hooks(app) for app in apps]
-    key = tuple(id(m) for m in modules)
+    key = tuple(modules)
     cached = _merged_cache.get(key)
     if cached is None:
         cached = _merge_modules(modules)
