@@ -74,6 +74,7 @@ def run_doc_method(doctype: str, name: str, doc_method: str, kwargs: dict[str, A
 
 def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
     """Run the job in its site context and return what happened (never raises, but StopJob)."""
+    local: SiteLocal | None = None
     try:
         with site_context(record.site, bench.path, user=record.user) as local:
             return _run_in_site(local, record, broker)
@@ -81,6 +82,9 @@ def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outco
         raise
     except Exception:  # noqa: BLE001 - the site itself could not be opened: the job fails
         return Outcome("failed", exc_info=traceback.format_exc())
+    finally:
+        if local is not None:  # task values kept back while the job's transaction was open
+            tracking.flush_pending(local, record)
 
 
 def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> Outcome:

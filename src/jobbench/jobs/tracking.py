@@ -8,6 +8,7 @@ the job's work is rolled back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -43,24 +44,59 @@ def create_task(local: SiteLocal, record: JobRecord, kwargs: dict[str, Any]) -> 
         ctx.db.commit()
 
 
+_PENDING = "pending_task_update"
+
+
 def update_for(
     local: SiteLocal, record: JobRecord, stamp: str | None = None, **values: Any
 ) -> None:
-    """From inside a job's context: update its task, setting field ``stamp`` to now."""
+    """From inside a job's context: update its task, setting field ``stamp`` to now.
+
+    Nothing is read through the job's own connection (the time comes from the tracking
+    context). On SQLite, while the job's transaction is open, a commit from another connection
+    would leave the job on a stale snapshot (its next write fails "database is locked") or wait
+    on its write lock; then the values are kept back and written after the job's next commit,
+    or once its context is closed (``flush_pending``)."""
     if not record.task_id:
         return
-    if stamp:
-        values[stamp] = local.now()
-    update_task(local.site, local.bench.path, record.task_id, **values)
+    stamps = [stamp] if stamp else []
+    db = local.db
+    if db.backend == "sqlite" and db.conn.in_transaction():
+        pending = local.flags.setdefault(_PENDING, {"values": {}, "stamps": []})
+        pending["values"].update(values)
+        pending["stamps"] += stamps
+        db.after_commit.add(lambda: flush_pending(local, record))
+        return
+    update_task(local.site, local.bench.path, record.task_id, stamps=stamps, **values)
 
 
-def update_task(site: str, bench_path: Any, task_id: str | None, **values: Any) -> None:
-    """Set fields of the task and commit at once; a task that is gone is ignored."""
+def flush_pending(local: SiteLocal, record: JobRecord) -> None:
+    """Write the task values ``update_for`` kept back, if any; never raises."""
+    pending = local.flags.pop(_PENDING, None)
+    if not pending:
+        return
+    with contextlib.suppress(Exception):  # tracking must never fail (or un-commit) the job
+        update_task(
+            local.site,
+            local.bench.path,
+            record.task_id,
+            stamps=pending["stamps"],
+            **pending["values"],
+        )
+
+
+def update_task(
+    site: str, bench_path: Any, task_id: str | None, *, stamps: Any = (), **values: Any
+) -> None:
+    """Set fields of the task (``stamps``: fields set to the site's now) and commit at once;
+    a task that is gone is ignored."""
     if not task_id:
         return
     if "result" in values:
         values["result"] = _plain(values["result"])
     with site_context(site, bench_path) as ctx:
+        for name in stamps:
+            values[name] = ctx.now()
         if query.exists(ctx.db, DOCTYPE, task_id):
             query.set_value(ctx.db, DOCTYPE, task_id, values)
             ctx.db.commit()
