@@ -192,9 +192,19 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailableError",
     "QueryDeadlockError",
-    "LockWaitTimeoutError", "BrokerError", "BrokerUnavailable", "QueueOverloaded", "JobError",
-    "InvalidQueue", "MethodNotFound", "UnimportableMethod", "NoSuchJobError", "PayloadError",
-    "ArgumentNotSerializable", "JobTimeoutException", "RetryBackgroundJobError",
+    "LockWaitTimeoutError",
+    "BrokerError",
+    "BrokerUnavailable",
+    "QueueOverloaded",
+    "JobError",
+    "InvalidQueue",
+    "MethodNotFound",
+    "UnimportableMethod",
+    "NoSuchJobError",
+    "PayloadError",
+    "ArgumentNotSerializable",
+    "JobTimeoutException",
+    "RetryBackgroundJobError",
 ]
 
 
