@@ -19,7 +19,14 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
 def test_ruff_reports_no_problems() -> None:
     if shutil.which("ruff") is None and not (Path(sys.executable).parent / "ruff").exists():
         pytest.skip("ruff is not installed (it comes with the 'test' extra)")
-    result = _run(sys.executable, "-m", "ruff", "check", "src", "tests", "examples")
+    result = _run(sys.executable, "-m", "ruff", "check", "src", "tests", "examples", "benchmarks")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_is_formatted_by_ruff() -> None:
+    result = _run(
+        sys.executable, "-m", "ruff", "format", "--check", "src", "tests", "examples", "benchmarks"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
