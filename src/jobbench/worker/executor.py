@@ -176,9 +176,9 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
     record: JobRecord | None = None
     announced = False
     while record is not None or not _State.exit_after_job:
-        order = order_queues(cfg.queues, cfg.strategy, turn)
-        turn += 1
         if record is None:
+            order = order_queues(cfg.queues, cfg.strategy, turn)
+            turn += 1
             wait = 0.0 if cfg.burst else IDLE_CLAIM_WAIT
             record, announced = broker.claim(order, cfg.worker_name, wait), False
             if record is None:
@@ -188,6 +188,8 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
         if not announced:
             _tell(pipe_fd, _started(record))
         outcome = run_one(record, bench, broker)
+        order = order_queues(cfg.queues, cfg.strategy, turn)  # each claim takes the next turn
+        turn += 1
         following = _settle(broker, bench, cfg.worker_name, record, outcome, keep, order)
         # One write (one wake-up of the parent) for "this ended" and "the next one started".
         lines: list[list[object]] = [["E", record.id, outcome.status]]

@@ -95,6 +95,7 @@ class Worker:
         self._running: Running | None = None
         self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
         self._done = False
+        self._beat_job: str | None = None  # the current job as of the last heartbeat
         self._next = {"heartbeat": 0.0, "housekeeping": 0.0, "reap": 0.0, "cleanup": 0.0}
 
     @property
@@ -332,10 +333,15 @@ class Worker:
             self.broker.cleanup()
 
     def _heartbeat(self, force: bool = False) -> None:
+        """Every heartbeat_interval; sooner (at most once a second) when the current job
+        changed, so listings show a long job within a second or two of its start."""
         now = time.monotonic()
-        if force or now >= self._next["heartbeat"]:
+        changed = self.info.current_job != self._beat_job
+        soon = changed and now >= self._next["heartbeat"] - self.heartbeat_interval + 1.0
+        if force or soon or now >= self._next["heartbeat"]:
             self._next["heartbeat"] = now + self.heartbeat_interval
             self.info.state = "stopping" if self._stopping else self.info.state
+            self._beat_job = self.info.current_job
             self.broker.heartbeat(self.info, self.heartbeat_ttl)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
