@@ -96,6 +96,7 @@ class Worker:
         self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
         self._done = False
         self._beat_job: str | None = None  # the current job as of the last heartbeat
+        self._cold_deadline: float | None = None  # set by the second stop signal
         self._next = {"heartbeat": 0.0, "housekeeping": 0.0, "reap": 0.0, "cleanup": 0.0}
 
     @property
@@ -245,10 +246,23 @@ class Worker:
         ever take them. Settle them like the job it was known to run."""
         from jobbench.worker.settle import settle_job
 
-        reason = f"worker died: the executor that claimed this job ended ({describe_exit(code)})"
+        stopped = self._cold_deadline is not None
+        reason = (
+            "stopped: the worker was shut down (cold)"
+            if stopped
+            else f"worker died: the executor that claimed this job ended ({describe_exit(code)})"
+        )
         for record in self.broker.find(status="started", limit=10_000):
             if record.worker == self.name:
-                settle_job(self.broker, self.bench, self.keep, record.id, self.name, reason)
+                settle_job(
+                    self.broker,
+                    self.bench,
+                    self.keep,
+                    record.id,
+                    self.name,
+                    reason,
+                    stopped=stopped,
+                )
 
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job
@@ -272,6 +286,10 @@ class Worker:
 
     def _enforce_deadline(self) -> None:
         running = self._running
+        cold = self._cold_deadline
+        if cold is not None and self._pid is not None and time.monotonic() >= cold:
+            self._kill_executor()  # a cold shutdown waits HARD_GRACE at most, job or no job
+            return
         if running is None or running.hard_deadline is None or self._pid is None:
             return
         if time.monotonic() < running.hard_deadline:
@@ -358,11 +376,14 @@ class Worker:
                 self._done = self._pid is None
             return
         self.log("Cold shutdown: stopping the current job")
+        self._cold_deadline = time.monotonic() + HARD_GRACE
         if self._running is not None:
             self._request_stop("stopped: the worker was shut down (cold)")
         elif self._pid is not None:
+            # We may not have read its "started" line yet: SIGUSR1 stops a job if one is
+            # running and otherwise just asks the executor to leave.
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGUSR2)
+                os.kill(self._pid, signal.SIGUSR1)
 
     def _shutdown_executor(self) -> None:
         """On exit: let an idle executor leave (it checks every second), else kill it."""
