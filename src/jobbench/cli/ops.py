@@ -1,0 +1,231 @@
+"""Operations commands: start, doctor, show-pending-jobs, purge-jobs, ready-for-migration,
+metrics, and ``setup supervisor|systemd``. Reading goes through ``jobbench.inspect.Inspector``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.errors import JobbenchError
+
+PURGED_STATUSES = ["queued", "scheduled"]  # never "started": running jobs are left alone
+
+
+def _inspector(state: CliState) -> Any:
+    from jobbench.inspect import Inspector
+
+    return Inspector(state.bench)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=max(120, Console().width))
+
+
+@cli.command("start")
+@click.option("--no-color", is_flag=True, help="Plain log prefixes even on a terminal.")
+@pass_state
+def start_command(state: CliState, no_color: bool) -> None:
+    """Run the scheduler and every worker the config asks for, until Ctrl-C."""
+    from jobbench.start import Starter
+
+    sys.exit(Starter(state.bench, colour=False if no_color else None).run())
+
+
+@cli.command("doctor")
+@format_option
+@pass_state
+def doctor_command(state: CliState, fmt: str) -> None:
+    """Per site: scheduler state and why; workers online; pending jobs; stale workers."""
+    bench = state.bench
+    report = _inspector(state).doctor(state.sites(bench, required=False) or bench.list_sites())
+    if fmt == "json":
+        echo_json(report)
+        return
+    from rich.table import Table
+
+    console = _console()
+    for site in report["sites"]:
+        word = "active" if site["active"] else f"inactive: {site['reason']}"
+        console.print(f"[bold]{site['site']}[/bold]: scheduler {word}")
+        _print_pending(console, site["pending"], f"Pending jobs of {site['site']}")
+    table = Table("worker", "queues", "state", "current job", "done", "failed", "util", "stale")
+    table.title = f"Workers online: {len(report['workers'])}"
+    for w in report["workers"]:
+        table.add_row(
+            w["name"],
+            ",".join(w["queues"]),
+            w["state"],
+            w["current_job"] or "",
+            str(w["successful"]),
+            str(w["failed"]),
+            f"{w['utilisation']:.0%}",
+            f"yes ({w['heartbeat_age']:.0f} s)" if w["stale"] else "",
+        )
+    console.print(table)
+    if report["stale_workers"]:
+        console.print(f"Stale workers: {', '.join(report['stale_workers'])}")
+
+
+def _print_pending(console: Any, groups: list[dict[str, Any]], title: str) -> None:
+    from rich.table import Table
+
+    if not groups:
+        console.print(f"{title}: none")
+        return
+    table = Table("site", "queue", "method", "queued", "started", "retry wait", title=title)
+    for g in groups:
+        counts = g["counts"]
+        table.add_row(
+            g["site"],
+            g["queue"],
+            g["method"],
+            *(str(counts.get(s, 0)) for s in ("queued", "started", "scheduled")),
+        )
+    console.print(table)
+
+
+@cli.command("show-pending-jobs")
+@click.option("--queue", help="Only this queue.")
+@format_option
+@pass_state
+def show_pending_jobs(state: CliState, queue: str | None, fmt: str) -> None:
+    """Pending jobs (queued, running, waiting for a retry) per site and queue, by method."""
+    inspector = _inspector(state)
+    if queue:
+        _check_queue(state, queue)
+    sites: list[str | None] = [*state.sites(required=False)] or [None]
+    groups = [g.to_dict() for site in sites for g in inspector.pending(site=site, queue=queue)]
+    if fmt == "json":
+        echo_json(groups)
+        return
+    _print_pending(_console(), groups, "Pending jobs")
+
+
+def _check_queue(state: CliState, queue: str) -> None:
+    from jobbench.jobs.queues import validate_queue
+
+    validate_queue(state.bench.common_config(), queue)
+
+
+@cli.command("purge-jobs")
+@click.option("--queue", help="Only this queue.")
+@click.option("--event", help="Only scheduled runs of this event's job types (hourly, ...).")
+@click.option("--site", "site_name", help="Only this site (same as the global --site).")
+@pass_state
+def purge_jobs(
+    state: CliState, queue: str | None, event: str | None, site_name: str | None
+) -> None:
+    """Delete jobs waiting to run (queued, or waiting for a retry); never running ones."""
+    bench = state.bench
+    if site_name:
+        bench.require_site(site_name)
+    if queue:
+        _check_queue(state, queue)
+    frequency = _event_frequency(event) if event else None
+    sites = [site_name] if site_name else state.sites(bench, required=False)
+    count = purge_pending_jobs(state, sites or None, queue, frequency)
+    where = f" from queue {queue}" if queue else ""
+    of = f" of event {event}" if event else ""
+    scope = ", ".join(sites) if sites else "all sites"
+    click.echo(f"Purged {count} job(s){of}{where} ({scope})")
+
+
+def _event_frequency(event: str) -> str:
+    from jobbench.scheduler.sync import HOOK_FREQUENCIES
+
+    if event == "cron":
+        return "Cron"
+    if event not in HOOK_FREQUENCIES:
+        raise JobbenchError(
+            f"unknown scheduler event {event!r}; use one of: {', '.join(HOOK_FREQUENCIES)}, cron"
+        )
+    return HOOK_FREQUENCIES[event]
+
+
+def purge_pending_jobs(
+    state: CliState, sites: list[str] | None, queue: str | None, frequency: str | None
+) -> int:
+    """Delete the waiting jobs of ``sites`` (None: every site), optionally of one queue and
+    only scheduled runs of job types with ``frequency``. Running jobs are never touched: the
+    broker refuses to delete a ``started`` job, also one claimed while we purge."""
+    inspector = _inspector(state)
+    broker = inspector.broker
+    if frequency is None:
+        scope: list[str | None] = [*sites] if sites else [None]
+        return sum(broker.purge(PURGED_STATUSES, queue, site) for site in scope)
+    from jobbench.context import site_context
+    from jobbench.inspect import scheduled_job_type
+
+    count = 0
+    for site in sites or state.bench.list_sites():
+        with site_context(site, state.bench.path) as local:
+            names = set(
+                local.db.get_all(
+                    "Scheduled Job Type", filters={"frequency": frequency}, pluck="name"
+                )
+            )
+        for status in PURGED_STATUSES:
+            records = list(inspector.iter_jobs(site=site, queue=queue, status=status))
+            for record in records:
+                if scheduled_job_type(record) in names and broker.delete(record.id):
+                    count += 1
+    return count
+
+
+@cli.command("ready-for-migration")
+@pass_state
+def ready_for_migration(state: CliState) -> None:
+    """Exit 0 when no job of the site is queued, running or waiting for a retry; else 1."""
+    inspector = _inspector(state)
+    for site in state.sites():
+        counts = inspector.site_pending_counts(site)
+        if any(counts.values()):
+            raise JobbenchError(
+                f"site {site} is not ready for migration: {counts['queued']} queued, "
+                f"{counts['started']} running, {counts['scheduled']} waiting for a retry; "
+                "stop the scheduler and let the workers finish (or purge-jobs)"
+            )
+        click.echo(f"Site {site} is ready for migration")
+
+
+@cli.command("metrics")
+@pass_state
+def metrics_command(state: CliState) -> None:
+    """Print the bench's metrics in Prometheus text format."""
+    from jobbench.inspect import metrics_text
+
+    bench = state.bench
+    click.echo(metrics_text(_inspector(state), bench.list_sites()), nl=False)
+
+
+@cli.group("setup")
+def setup_group() -> None:
+    """Write process-manager configuration into the bench's config/ folder."""
+
+
+@setup_group.command("supervisor")
+@click.option("--user", help="The user the processes run as (default: you).")
+@pass_state
+def setup_supervisor(state: CliState, user: str | None) -> None:
+    """config/supervisor.conf: the scheduler and every worker group."""
+    from jobbench.setup import write_supervisor
+
+    for path in write_supervisor(state.bench, user):
+        click.echo(f"Wrote {path}")
+
+
+@setup_group.command("systemd")
+@click.option("--user", help="The user the processes run as (default: you).")
+@pass_state
+def setup_systemd(state: CliState, user: str | None) -> None:
+    """config/systemd/: a scheduler service, a template per worker group, and a target."""
+    from jobbench.setup import write_systemd
+
+    for path in write_systemd(state.bench, user):
+        click.echo(f"Wrote {path}")
