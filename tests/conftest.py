@@ -25,6 +25,16 @@ MARIADB_SERVER = os.environ.get("JOBBENCH_TEST_MARIADB", "mysql://root@127.0.0.1
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here (an initial conftest) so `pytest --chaos-long` works from the repository root too.
+    parser.addoption(
+        "--chaos-long",
+        action="store_true",
+        default=False,
+        help="run the chaos suite's long form (10,000 jobs, more slots and examples)",
+    )
+
+
 def _answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):

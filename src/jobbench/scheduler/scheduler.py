@@ -145,6 +145,8 @@ class Scheduler:
             doc.last_execution = local_now
             doc.get_next_execution()  # a corrupt schedule fails here, before any enqueue
             outcome = enqueue_job_type(doc, slot=slot)
+            if outcome == "duplicate":
+                outcome = _slot_after_duplicate(doc, local_now, zone)
             if outcome == "pending":
                 report.blocked.append(f"{current().site}:{name}")
                 return
@@ -159,6 +161,20 @@ class Scheduler:
     def log(self, message: str) -> None:
         if not self.quiet:
             print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def _slot_after_duplicate(doc: Any, local_now: dt.datetime, zone: str) -> str:
+    """The stored slot was enqueued already: by a scheduler ticking it right now, or by one
+    that died between its enqueue and its save. In the second case the slot after it may be
+    due as well; enqueue that one (once) instead of skipping it when saving ``local_now``."""
+    from jobbench.scheduler.run import enqueue_job_type
+
+    doc.last_execution = doc.next_execution
+    following = doc.get_next_execution()
+    doc.last_execution = local_now
+    if following > local_now:
+        return "duplicate"
+    return enqueue_job_type(doc, slot=slot_epoch(following, zone))
 
 
 def _save_run(doc: Any, local_now: dt.datetime) -> None:

@@ -1,0 +1,145 @@
+"""Rerun the chaos suite and write its measured figures into docs/reliability.md.
+
+    python3 scripts/chaos_report.py            # the long form (pytest tests/chaos --chaos-long)
+    python3 scripts/chaos_report.py --reduced  # the CI form, when the long one does not fit
+
+The tests append one JSON line per scenario and broker to $CHAOS_REPORT; this script runs
+them, reads those lines and renders the page. It exits with pytest's exit code, so a failing
+invariant never produces a page that claims success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "reliability.md"
+
+
+def run(reduced: bool) -> tuple[int, list[dict[str, object]], float, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.jsonl"
+        cmd = [sys.executable, "-m", "pytest", "tests/chaos", "-q", "-p", "no:cacheprovider"]
+        if not reduced:
+            cmd.append("--chaos-long")
+        env = {**os.environ, "CHAOS_REPORT": str(out)}
+        started = time.monotonic()
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        elapsed = time.monotonic() - started
+        lines = out.read_text().splitlines() if out.exists() else []
+        tail = (done.stdout.strip().splitlines() or [""])[-1]
+        return done.returncode, [json.loads(line) for line in lines], elapsed, tail
+
+
+def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summary: str) -> str:
+    kills = [f for f in figures if f["scenario"] == "worker_kills"]
+    sched = [f for f in figures if f["scenario"] == "scheduler"]
+    form = "CI (reduced) form" if reduced else "long form (`--chaos-long`)"
+    out = [
+        "# Reliability",
+        "",
+        "Measured by `scripts/chaos_report.py`, which reruns `tests/chaos` and writes this page.",
+        f"Last run: {dt.date.today().isoformat()}, {form}, {platform.machine()} with "
+        f"{os.cpu_count()} CPUs, {elapsed:.0f} s; pytest said: `{summary}`.",
+        "",
+    ]
+    if reduced:
+        out += [
+            "**This run is the reduced (CI) form**: the long form (10,000 jobs per broker,",
+            "2,000 scheduler slots, more fuzz examples) did not fit the time available when",
+            "the page was written. Rerun `python3 scripts/chaos_report.py` for long-form figures.",
+            "",
+        ]
+    out += [
+        "## Worker kills",
+        "",
+        "Short jobs across 4 workers (heartbeat 0.5 s, TTL 2 s); every 0.5-1 s a killer",
+        "SIGKILLs a random worker's supervisor (its executor dies with it; the test restarts",
+        "the worker) or only its executor (the supervisor settles the job and respawns it).",
+        "Lost counts jobs with no record or still queued/started after settling; duplicates",
+        "are jobs whose effect was recorded more than once. Detection is the longest time from",
+        'a killed job\'s start to its settlement as failed with "worker died".',
+        "",
+        "| broker | jobs | finished | failed: worker died | supervisor kills | executor kills "
+        "| restarts | lost | duplicates | max detection (s) | run (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in kills:
+        out.append(
+            f"| {f['broker']} | {f['jobs']} | {f['finished']} | {f['failed_worker_died']} | "
+            f"{int(f['supervisor'])} | {int(f['executor'])} | {int(f['restarts'])} | "
+            f"{f['lost']} | {f['duplicates']} | {f['max_detection_s']} | {f['seconds']} |"
+        )
+    out += [
+        "",
+        "## Scheduler chaos",
+        "",
+        "Three scheduler processes tick the same simulated slots (1 s apart); every 2-5 slots",
+        "one is SIGKILLed, between ticks or in the middle of one, and replaced. A real worker",
+        "runs each slot (with a Scheduled Job Log); its executor is killed now and then.",
+        "Every slot was enqueued exactly once and no log was left at Start (else the run fails).",
+        "",
+        "| broker | slots | scheduler kills | executor kills | runs failed (log Failed) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for f in sched:
+        out.append(
+            f"| {f['broker']} | {f['slots']} | {f['scheduler_kills']} | "
+            f"{f['executor_kills']} | {f['failed_runs']} |"
+        )
+    out += [
+        "",
+        "## Also covered (pass/fail, no figures)",
+        "",
+        "- Timeouts under load: jobs that swallow every exception, block in C with signals",
+        "  masked, or fork a child, among normal jobs: each ends failed with",
+        "  JobTimeoutException within timeout + 5 s, forked children are gone, workers go on.",
+        "- Fuzzing (hypothesis): common_site_config.json contents, enqueue arguments, cron",
+        "  strings, CLI arguments; forged or corrupt broker records (unsigned or wrongly signed",
+        "  pickles, garbage JSON, unknown serializer or method, corrupt SQLite columns).",
+        "- SQLite broker file locked by another process: enqueue waits for the lock, or raises",
+        "  BrokerUnavailable with a short busy timeout; no partial write, integrity check ok.",
+        "",
+        "## Found and fixed by this suite",
+        "",
+        "- Scheduler: a scheduler killed between enqueueing a slot and saving the job type made",
+        '  the next tick skip the following slot (the stale slot came back "duplicate" and',
+        "  last_execution jumped to now). Fixed in `scheduler/scheduler.py`",
+        "  (`_slot_after_duplicate`).",
+        "- Config: a common_site_config.json that is not UTF-8 raised UnicodeDecodeError (a",
+        "  traceback from every command) instead of ConfigError. Fixed in `config.py`.",
+        "",
+        "## Not covered yet",
+        "",
+        "- Redis restarted mid-run (a test-owned server on a spare port with appendfsync",
+        "  always): producers' and workers' reconnect and backoff are not exercised here.",
+        "- Database faults (PostgreSQL/MariaDB restarted, a job's transaction deadlocked).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reduced", action="store_true", help="run the CI form instead")
+    args = parser.parse_args()
+    code, figures, elapsed, summary = run(args.reduced)
+    if code != 0:
+        print(f"chaos suite failed ({summary}); docs/reliability.md left unchanged")
+        return code
+    DOC.write_text(render(figures, args.reduced, elapsed, summary))
+    print(f"wrote {DOC.relative_to(ROOT)} ({summary})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
