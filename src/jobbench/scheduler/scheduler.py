@@ -13,6 +13,7 @@ its cost grows with the number of due job types, not with all of them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 from jobbench.bench import Bench
 from jobbench.brokers.factory import get_broker
 from jobbench.context import site_context
-from jobbench.errors import JobbenchError
+from jobbench.errors import BrokerError, JobbenchError
 from jobbench.scheduler.cron import slot_epoch
 from jobbench.scheduler.status import inactive_reason
 
@@ -58,10 +59,19 @@ class Scheduler:
         self.quiet = quiet
         self.clock = clock
         self._stop = False
+        self._interval = 60.0
 
     @property
     def interval(self) -> float:
-        return float(self.bench.common_config().get("scheduler_tick_interval") or 60)
+        """The tick interval from the config, read each time (edits apply without a restart).
+
+        A config file that is malformed for a moment (a hand edit) keeps the last good value
+        and is logged, instead of stopping the scheduler; each site's own tick reports it."""
+        try:
+            self._interval = float(self.bench.common_config().get("scheduler_tick_interval") or 60)
+        except JobbenchError as exc:
+            self.log(f"config unreadable, keeping a {self._interval:g} s tick: {exc}")
+        return self._interval
 
     def run(self) -> int:
         """Tick on every aligned multiple of the interval while holding the lease. Between
@@ -79,16 +89,26 @@ class Scheduler:
                 now = self.clock()
                 if now >= next_tick or (not leader and now >= next_check):
                     on_tick = now >= next_tick
-                    leader = broker.acquire_lease(LEASE, self.owner, self.interval * 1.2)
+                    leader = self._lease(broker)
                     if leader:
                         self._tick_and_log()
                     next_tick = self._next_tick() if on_tick else next_tick
                     next_check = now + self.interval / 4
                 time.sleep(max(0.0, min(0.2, next_tick - self.clock())))
         finally:
-            broker.release_lease(LEASE, self.owner)
+            with contextlib.suppress(BrokerError):
+                broker.release_lease(LEASE, self.owner)
         self.log(f"Scheduler {self.owner} stopped")
         return 0
+
+    def _lease(self, broker: Any) -> bool:
+        """Take or renew the lease; an unreachable broker means "not leader" for now (logged),
+        never a crash: the next check retries."""
+        try:
+            return bool(broker.acquire_lease(LEASE, self.owner, self.interval * 1.2))
+        except BrokerError as exc:
+            self.log(f"broker unavailable, will retry: {exc}")
+            return False
 
     def _next_tick(self) -> float:
         interval = self.interval

@@ -29,7 +29,7 @@ from types import FrameType
 from jobbench.bench import Bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.brokers.factory import get_broker, retention
-from jobbench.errors import JobTimeoutException
+from jobbench.errors import BrokerError, JobTimeoutException
 from jobbench.jobs.execute import Outcome, StopJob, execute_job
 from jobbench.jobs.record import JobRecord
 
@@ -128,6 +128,22 @@ def _sync_task(broker: Broker, bench: Bench, record: JobRecord) -> None:
         sync_task(broker, bench, record.id, None)
 
 
+_outage = {"pause": 0.0}
+
+
+def _claim(broker: Broker, order: list[str], worker: str, wait: float) -> JobRecord | None:
+    """Claim, riding out a broker outage with a backoff (0.5 s doubling to 10 s) instead of
+    dying and being restarted in a loop."""
+    try:
+        record = broker.claim(order, worker, wait)
+    except BrokerError:
+        _outage["pause"] = min(10.0, max(0.5, _outage["pause"] * 2))
+        time.sleep(_outage["pause"])
+        return None
+    _outage["pause"] = 0.0
+    return record
+
+
 def _settle(
     broker: Broker,
     bench: Bench,
@@ -180,9 +196,9 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
             order = order_queues(cfg.queues, cfg.strategy, turn)
             turn += 1
             wait = 0.0 if cfg.burst else IDLE_CLAIM_WAIT
-            record, announced = broker.claim(order, cfg.worker_name, wait), False
+            record, announced = _claim(broker, order, cfg.worker_name, wait), False
             if record is None:
-                if cfg.burst:
+                if cfg.burst and not _outage["pause"]:  # empty, not unreachable: done
                     break
                 continue
         if not announced:

@@ -27,6 +27,7 @@ from typing import Any
 from jobbench.bench import Bench
 from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker, retention
+from jobbench.errors import BrokerError
 from jobbench.worker.executor import ExecutorConfig, executor_main
 
 HEARTBEAT_INTERVAL = 5.0
@@ -332,6 +333,14 @@ class Worker:
             os.kill(self._pid, signal.SIGUSR1)
 
     def _periodic(self) -> None:
+        """Heartbeat and housekeeping. A broker outage is logged and retried on the next
+        round (the executor backs off on its own); it never stops the supervisor."""
+        try:
+            self._housekeeping()
+        except BrokerError as exc:
+            self.log(f"broker unavailable, retrying: {exc}")
+
+    def _housekeeping(self) -> None:
         now = time.monotonic()
         self._heartbeat()
         if now >= self._next["housekeeping"]:
