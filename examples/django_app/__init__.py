@@ -1,0 +1,1 @@
+"""jobbench from Django: a minimal project that enqueues a job from a view (see views.py)."""

@@ -1,0 +1,16 @@
+"""The jobs of the Flask example.
+
+Workers import jobs by their dotted path (``flask_app.tasks.add``), so they live in a module
+that imports without Flask and without the web app: run the worker with this folder's parent
+(``examples/``) on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import jobbench
+
+
+def add(x: int, y: int) -> int:
+    """Runs in a worker, inside the site the request was made for, as the requesting user."""
+    jobbench.publish_progress(50, stage="adding")
+    return x + y
