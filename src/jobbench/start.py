@@ -8,8 +8,9 @@ SIGTERM if this parent dies (PR_SET_PDEATHSIG). A child that exits while we are 
 is started again (after a pause that grows while it keeps dying young). Children's output is
 read from pipes in one loop and printed with a coloured ``name |`` prefix.
 
-TODO(dashboard): when the dashboard exists, add it here as one more child
-(``jobbench dashboard``); see docs/operations.md.
+The dashboard (``jobbench dashboard --host H --port P``, from the config keys
+``dashboard_host`` (default 127.0.0.1) and ``dashboard_port`` (default 8000; 0 leaves it out))
+is one more child when the ``dashboard`` extra is installed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from jobbench.worker.executor import die_with_parent
 COLOURS = ["36", "33", "32", "35", "34", "91", "92", "93", "94", "95", "96"]
 YOUNG = 5.0  # a child that dies younger than this is restarted after a growing pause
 MAX_PAUSE = 10.0
+DASHBOARD_PORT = 8000
 
 
 @dataclass
@@ -54,7 +56,24 @@ def plan(bench: Bench) -> list[Child]:
         for i in range(1, group.count + 1):
             argv = [*base, "worker", "--queue", ",".join(group.queues)]
             entries.append((f"worker.{group.name}.{i}", argv))
+    dashboard = _dashboard_argv(bench)
+    if dashboard:
+        entries.append(("dashboard", [*base, *dashboard]))
     return [Child(n, a, COLOURS[i % len(COLOURS)]) for i, (n, a) in enumerate(entries)]
+
+
+def _dashboard_argv(bench: Bench) -> list[str] | None:
+    """``dashboard --host H --port P`` unless disabled or its extra is not installed."""
+    import importlib.util
+
+    conf = bench.common_config()
+    port = conf.get("dashboard_port", DASHBOARD_PORT)
+    if port in (0, "0", None):
+        return None
+    if any(importlib.util.find_spec(m) is None for m in ("starlette", "jinja2", "uvicorn")):
+        return None
+    host = str(conf.get("dashboard_host") or "127.0.0.1")
+    return ["dashboard", "--host", host, "--port", str(port)]
 
 
 def _child_setup() -> None:

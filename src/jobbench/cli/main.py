@@ -84,7 +84,13 @@ format_option = click.option(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jobbench.cli import jobs, ops, scheduler, sites  # noqa: F401 - registers the commands
+    from jobbench.cli import (  # noqa: F401 - registers the commands
+        dashboard,
+        jobs,
+        ops,
+        scheduler,
+        sites,
+    )
 
     try:
         cli.main(args=argv, prog_name="jobbench", standalone_mode=False)
