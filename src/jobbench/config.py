@@ -115,6 +115,10 @@ KNOWN_KEYS: dict[str, Check] = {
     "secret_key": _str,
     "bench_id": _str,
     "default_site": _str,
+    "dashboard_host": _str,
+    "dashboard_port": _int(0),
+    "dashboard_token": _str,
+    "dashboard_password_hash": _str,
 }
 
 

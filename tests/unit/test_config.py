@@ -84,6 +84,11 @@ VALID_VALUES: list[tuple[str, Any]] = [
     ("secret_key", "abc"),
     ("bench_id", "b1"),
     ("default_site", "site1"),
+    ("dashboard_host", "0.0.0.0"),
+    ("dashboard_port", 8000),
+    ("dashboard_port", 0),
+    ("dashboard_token", "s3cret-token"),
+    ("dashboard_password_hash", "pbkdf2_sha256$260000$salt$abcd"),
 ]
 
 INVALID_VALUES: list[tuple[str, Any]] = [
@@ -127,6 +132,11 @@ INVALID_VALUES: list[tuple[str, Any]] = [
     ("secret_key", 123),
     ("bench_id", ""),
     ("default_site", ["site1"]),
+    ("dashboard_host", ""),
+    ("dashboard_port", -1),
+    ("dashboard_port", "8000"),
+    ("dashboard_token", 123),
+    ("dashboard_password_hash", None),
 ]
 
 
