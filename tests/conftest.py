@@ -183,3 +183,13 @@ def site(bench: Bench, db_url: str) -> Iterator[str]:
     yield "site1"
     for mod in [m for m in sys.modules if m == "tapp" or m.startswith("tapp.")]:
         del sys.modules[mod]
+
+
+def release_bench(bench: Bench) -> None:
+    """Drop what this process keeps open for ``bench``: its broker and its sites' engines."""
+    from jobbench.brokers.factory import forget_broker
+    from jobbench.model.database import dispose_engine
+
+    forget_broker(bench)
+    for site in bench.list_sites():
+        dispose_engine(bench.merged_config(site).db_url)

@@ -18,6 +18,7 @@ from jobbench.brokers.base import Broker, WorkerInfo
 from jobbench.brokers.factory import get_broker
 from jobbench.jobs.queues import queue_timeouts
 from jobbench.jobs.record import JobRecord, JobStatus
+from jobbench.scheduler.scheduler import LAST_TICK_MARKER
 
 STATUSES = [s.value for s in JobStatus]
 PENDING = ["queued", "started", "scheduled"]
@@ -262,25 +263,47 @@ def metrics_text(inspector: Inspector, sites: list[str] | None = None) -> str:
     out.sample("jobbench_workers_busy", {}, sum(w.state == "busy" for w in workers))
     out.family("jobbench_workers_stale", "gauge", "Workers that missed heartbeats.")
     out.sample("jobbench_workers_stale", {}, sum(w.stale for w in workers))
-    _scheduler_metrics(out, inspector.scheduler(sites))
+    _outcome_metrics(out, inspector.broker)
+    _scheduler_metrics(out, inspector.scheduler(sites), inspector.broker)
     return out.text()
 
 
-def _scheduler_metrics(out: _Exposition, states: list[SchedulerState]) -> None:
-    import datetime as dt
+def _outcome_metrics(out: _Exposition, broker: Broker) -> None:
+    counters = broker.counters()
+    for kind, help_text in (
+        ("started", "Jobs claimed by a worker (every attempt counts)."),
+        ("finished", "Attempts that finished successfully."),
+        ("failed", "Attempts that failed (retried or not; reaped jobs included)."),
+        ("stopped", "Attempts stopped on request."),
+    ):
+        name = f"jobbench_jobs_{kind}_total"
+        out.family(name, "counter", help_text)
+        for (site, queue, k), n in sorted(counters.items()):
+            if k == kind:
+                out.sample(name, {"site": site, "queue": queue}, n)
+    name = "jobbench_job_duration_seconds"
+    out.family(name, "histogram", "How long finished and failed attempts ran, by queue.")
+    for queue, hist in sorted(broker.durations().items()):
+        for le, n in hist["buckets"]:
+            out.sample(f"{name}_bucket", {"queue": queue, "le": _le(le)}, n)
+        out.sample(f"{name}_sum", {"queue": queue}, float(hist["sum"]))
+        out.sample(f"{name}_count", {"queue": queue}, hist["count"])
 
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus clients write it: 0.005, 1.0, +Inf."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def _scheduler_metrics(out: _Exposition, states: list[SchedulerState], broker: Broker) -> None:
     out.family("jobbench_scheduler_active", "gauge", "1 when the scheduler serves the site.")
     for s in states:
         out.sample("jobbench_scheduler_active", {"site": s.site}, int(s.active))
-    out.family(
-        "jobbench_scheduler_last_run_timestamp_seconds",
-        "gauge",
-        "Latest last_execution of the site's Scheduled Job Types (site-local time, as epoch).",
-    )
-    for s in states:
-        if s.last_run:
-            stamp = dt.datetime.fromisoformat(s.last_run).timestamp()
-            out.sample("jobbench_scheduler_last_run_timestamp_seconds", {"site": s.site}, stamp)
+    name = "jobbench_scheduler_last_tick_timestamp_seconds"
+    out.family(name, "gauge", "When the leading scheduler last ticked (epoch seconds).")
+    last_tick = broker.get_marker(LAST_TICK_MARKER)
+    if last_tick is not None:
+        out.sample(name, {}, float(last_tick))
 
 
 def _jobs_by_site(inspector: Inspector) -> dict[tuple[str, str, str], int]:

@@ -16,7 +16,6 @@ import contextlib
 import importlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -31,25 +30,10 @@ from urllib.parse import urlsplit
 import pytest
 
 import jobbench
+from conftest import release_bench, require_service  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker
 from jobbench.jobs.record import JobRecord, full_id
-
-try:  # tests/conftest.py, when the rootdir is importable
-    from tests.conftest import require_service
-except ImportError:  # pragma: no cover - same behaviour, replicated
-
-    def require_service(name: str, host: str, port: int) -> None:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            pass
-        reason = f"{name} is not answering on {host}:{port}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{reason}; CI must test against it (.ci/run starts it)")
-        pytest.skip(reason)
-
 
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_URL = f"{REDIS_SERVER}/13"
@@ -423,27 +407,6 @@ def _drop_redis_keys(bench_id: str) -> int:
         client.close()
 
 
-def _forget_broker(bench: Bench) -> None:
-    """Close and drop this bench's cached broker (only this one) in this process."""
-    from jobbench.brokers import factory
-
-    kind, where = factory.broker_key(bench, bench.common_config())
-    with factory._lock:
-        for key in [k for k in factory._brokers if k[:2] == (kind, where)]:
-            factory._brokers.pop(key).close()
-
-
-def _dispose_site_engines(bench: Bench) -> None:
-    from jobbench.model import database
-
-    for site in bench.list_sites():
-        url = bench.merged_config(site).db_url
-        with database._engines_lock:
-            eng = database._engines.pop(url, None)
-        if eng is not None:
-            eng.dispose()
-
-
 @pytest.fixture(name="engine", params=["sqlite", "redis"])
 def engine_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A fresh bench on the given broker with sites site1 and site2 running the jobs app."""
@@ -469,8 +432,7 @@ def engine_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
         yield eng
     finally:
         eng.stop_workers()
-        _forget_broker(bench)
-        _dispose_site_engines(bench)
+        release_bench(bench)
         forget_app()
         apps_dir = str(bench.path / "apps")
         while apps_dir in sys.path:

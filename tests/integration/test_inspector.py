@@ -124,3 +124,11 @@ def test_scheduler_state_doctor_and_metrics(inspector: Inspector) -> None:
     assert 'jobbench_jobs{site="s1",queue="long",status="queued"} 2' in lines
     assert 'jobbench_scheduler_active{site="s2"} 0' in lines
     assert "jobbench_workers_alive 0" in lines
+    assert "jobbench_scheduler_last_tick_timestamp_seconds" not in "".join(
+        line for line in lines if not line.startswith("#")
+    )
+
+    inspector.broker.set_marker("scheduler_last_tick", 1700000000.5)
+    lines = metrics_text(inspector).splitlines()
+    assert "# TYPE jobbench_scheduler_last_tick_timestamp_seconds gauge" in lines
+    assert "jobbench_scheduler_last_tick_timestamp_seconds 1700000000.5" in lines

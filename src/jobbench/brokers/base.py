@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from jobbench.jobs.record import JobRecord
 
@@ -51,6 +51,41 @@ class Retention:
 
 ONCE_TTL = 7 * 24 * 3600.0  # how long a once_key (a scheduler slot identity) is remembered
 
+# Upper bounds (seconds) of the job-duration histogram's buckets; a last +Inf bucket is implied.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+
+# Kinds of ``counters()``: every claim counts ``started``; each attempt then ends as one of
+# ``finished``, ``failed`` (retried or not, reaped included) or ``stopped``.
+COUNTER_KINDS = ("started", "finished", "failed", "stopped")
+
+
+def cumulative(per_bucket: Sequence[int], total: float) -> DurationHistogram:
+    """A histogram from per-bucket (non-cumulative) counts, +Inf last, and the sum."""
+    bounds = [*DURATION_BUCKETS, float("inf")]
+    running, buckets = 0, []
+    for bound, n in zip(bounds, per_bucket, strict=True):
+        running += n
+        buckets.append((bound, running))
+    return {"buckets": buckets, "sum": total, "count": running}
+
+
+def bucket_index(seconds: float) -> int:
+    """Index in ``DURATION_BUCKETS`` of the first bound >= ``seconds`` (len() for +Inf)."""
+    for i, bound in enumerate(DURATION_BUCKETS):
+        if seconds <= bound:
+            return i
+    return len(DURATION_BUCKETS)
+
+
+class DurationHistogram(TypedDict):
+    """One queue's job durations: cumulative ``(le, count)`` buckets ending with +Inf."""
+
+    buckets: list[tuple[float, int]]
+    sum: float
+    count: int
+
 
 class Broker(ABC):
     """Stores job records and queues; hands jobs to workers. Safe to share across threads."""
@@ -85,14 +120,17 @@ class Broker(ABC):
         Atomic: the job leaves its queue and becomes ``started`` with ``worker``,
         ``started_at`` and ``attempts + 1`` in one step, so no two callers ever get the same
         job. Waits up to ``timeout`` seconds for one to arrive (0: do not wait). Returns the
-        updated record, or None."""
+        updated record, or None. The same atomic step adds 1 to the ``started`` counter of the
+        job's (site, queue)."""
 
     @abstractmethod
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
         """Record success: ``finished``, ``ended_at``, ``result``, kept ``results_ttl``.
 
         Conditional: only a job ``started`` by ``worker`` changes; returns whether it did, so a
-        late or repeated call is a harmless no-op (idempotent)."""
+        late or repeated call is a harmless no-op (idempotent). When it changes, the same atomic
+        step adds 1 to the ``finished`` counter and records ``ended_at - started_at`` in the
+        queue's duration histogram (so a repeated call counts nothing)."""
 
     def finish_and_claim(
         self,
@@ -123,12 +161,14 @@ class Broker(ABC):
         ``retries_left - 1`` and ``retry_count + 1``, to be queued again by ``promote_due``;
         otherwise it becomes ``failed`` with ``exc_info``, kept ``failure_ttl``, and the oldest
         failed records of its queue beyond ``failed_limit`` are deleted. Conditional and
-        idempotent like ``finish``."""
+        idempotent like ``finish``; either way the change adds 1 to the ``failed`` counter and
+        records the attempt's duration, in the same atomic step."""
 
     @abstractmethod
     def mark_stopped(self, job_id: str, worker: str | None, reason: str, keep: Retention) -> bool:
         """A ``started`` job was stopped on request: ``stopped`` with ``reason`` as exc_info.
-        Conditional and idempotent like ``finish``."""
+        Conditional and idempotent like ``finish``; the change adds 1 to the ``stopped``
+        counter in the same atomic step (no duration is recorded)."""
 
     # -- control ------------------------------------------------------------------------------
     @abstractmethod
@@ -177,7 +217,7 @@ class Broker(ABC):
         """Settle started jobs whose worker's heartbeat has expired: each is retried (as
         ``fail`` with ``retry_at=now``) when it has retries left, else ``failed`` with "worker
         died". Returns the ids settled. Safe to run from many processes at once: each job is
-        settled once."""
+        settled once, and counted (``failed`` counter, duration) once, as ``fail`` does."""
 
     @abstractmethod
     def promote_due(self, now: float | None = None) -> int:
@@ -216,6 +256,30 @@ class Broker(ABC):
     @abstractmethod
     def position(self, job_id: str) -> int | None:
         """0-based position of a queued job in its queue, or None if it is not queued."""
+
+    # -- metrics ------------------------------------------------------------------------------
+    @abstractmethod
+    def counters(self) -> dict[tuple[str, str, str], int]:
+        """Running totals ``{(site, queue, kind): n}``, kind in ``COUNTER_KINDS``, since the
+        storage was created. Only keys ever incremented appear. Kept apart from the records:
+        cleanup, purge and delete never lower them. Each increment happens inside the atomic
+        step that makes the change (claim, finish, fail, mark_stopped, reap)."""
+
+    @abstractmethod
+    def durations(self) -> dict[str, DurationHistogram]:
+        """``{queue: {"buckets": [(le, n)], "sum": s, "count": n}}`` of attempt durations
+        (``ended_at - started_at``) recorded by ``finish`` and ``fail`` (reap included); queues
+        with no observation are absent. The buckets follow ``DURATION_BUCKETS`` and are
+        cumulative, ending with ``(inf, count)``."""
+
+    @abstractmethod
+    def set_marker(self, name: str, value: float) -> None:
+        """Store ``value`` under ``name`` (e.g. the scheduler's last tick). Last write wins;
+        idempotent. Markers never expire."""
+
+    @abstractmethod
+    def get_marker(self, name: str) -> float | None:
+        """The value last stored under ``name``, or None."""
 
     # -- leases (the scheduler's leader election) ---------------------------------------------
     @abstractmethod

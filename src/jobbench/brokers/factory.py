@@ -55,3 +55,12 @@ def close_brokers() -> None:
         for broker in _brokers.values():
             broker.close()
         _brokers.clear()
+
+
+def forget_broker(bench: Bench) -> None:
+    """Close and drop this bench's cached broker in this process (tests and tools that
+    delete a bench; a later get_broker makes a fresh one)."""
+    kind, where = broker_key(bench, bench.common_config())
+    with _lock:
+        for key in [k for k in _brokers if k[:2] == (kind, where)]:
+            _brokers.pop(key).close()

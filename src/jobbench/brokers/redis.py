@@ -20,6 +20,11 @@ Key layout (``P`` = ``jb:<bench_id>:``; a stored job id is ``<site>::<job_id>``)
     P lease:<name>          string owner of the lease, with a TTL
     P once                  zset   once_key -> when it may be used again (enqueue takes keys;
                                    cleanup() forgets the expired ones)
+    P counters              hash   "<kind>|<len(site)>|<site><queue>" -> running total (HINCRBY
+                                   in the claim/finish/fail/mark_stopped/reap scripts)
+    P durations             hash   "<le>|<queue>" -> jobs in that (non-cumulative) bucket, and
+                                   "sum|<queue>", "count|<queue>"; updated by finish/fail/reap
+    P markers               hash   name -> float (set_marker/get_marker)
 
 The status is a field of the hash; the indexes follow it inside the same script. The scripts
 (``lua/*.lua``, each prefixed with ``lua/common.lua``) derive keys from the prefix they are given,
@@ -50,7 +55,15 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.commands.core import Script
 
-from jobbench.brokers.base import ONCE_TTL, Broker, Retention, WorkerInfo
+from jobbench.brokers.base import (
+    DURATION_BUCKETS,
+    ONCE_TTL,
+    Broker,
+    DurationHistogram,
+    Retention,
+    WorkerInfo,
+    cumulative,
+)
 from jobbench.errors import BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import JobRecord, JobStatus
 
@@ -419,6 +432,49 @@ class RedisBroker(Broker):
         pos = self._run("position", job_id)
         return None if pos is None else int(pos)
 
+    # -- metrics ------------------------------------------------------------------------------
+    def _hgetall(self, name: str) -> dict[bytes, bytes]:
+        """HGETALL of key ``P<name>`` (bytes, the client does not decode)."""
+        try:
+            data: dict[Any, Any] = self._client().hgetall(f"{self.prefix}{name}")
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+        return data
+
+    def counters(self) -> dict[tuple[str, str, str], int]:
+        result: dict[tuple[str, str, str], int] = {}
+        for raw, n in self._hgetall("counters").items():
+            kind, length, rest = raw.decode().split("|", 2)
+            size = int(length)
+            result[(rest[:size], rest[size:], kind)] = int(n)
+        return result
+
+    def durations(self) -> dict[str, DurationHistogram]:
+        bounds = {_le(b): i for i, b in enumerate(DURATION_BUCKETS)}
+        bounds["+Inf"] = len(DURATION_BUCKETS)
+        per: dict[str, tuple[list[int], list[float]]] = {}
+        for raw, value in self._hgetall("durations").items():
+            field, queue = raw.decode().split("|", 1)
+            counts, sums = per.setdefault(queue, ([0] * (len(DURATION_BUCKETS) + 1), [0.0]))
+            if field == "sum":
+                sums[0] = float(value)
+            elif field in bounds:
+                counts[bounds[field]] = int(value)
+        return {queue: cumulative(counts, sums[0]) for queue, (counts, sums) in per.items()}
+
+    def set_marker(self, name: str, value: float) -> None:
+        try:
+            self._client().hset(f"{self.prefix}markers", name, repr(float(value)))
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+
+    def get_marker(self, name: str) -> float | None:
+        try:
+            raw = self._client().hget(f"{self.prefix}markers", name)
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+        return None if raw is None else float(raw)
+
     # -- leases -------------------------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         return bool(self._run("acquire_lease", name, owner, _ms(ttl)))
@@ -430,6 +486,11 @@ class RedisBroker(Broker):
         conn, self._conn = self._conn, None
         if conn is not None and conn[0] == os.getpid():
             conn[1].close()
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as lua/common.lua's BUCKETS spells it: 1.0 -> "1", 0.5 -> "0.5"."""
+    return f"{bound:g}"
 
 
 def _opt_num(value: float | None) -> float | str:

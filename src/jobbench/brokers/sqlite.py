@@ -24,7 +24,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from jobbench.brokers.base import ONCE_TTL, Broker, Retention, WorkerInfo
+from jobbench.brokers.base import (
+    DURATION_BUCKETS,
+    ONCE_TTL,
+    Broker,
+    DurationHistogram,
+    Retention,
+    WorkerInfo,
+    bucket_index,
+    cumulative,
+)
 from jobbench.errors import BrokerError, BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
@@ -44,6 +53,14 @@ CREATE INDEX IF NOT EXISTS jobs_expires ON jobs(expires_at) WHERE expires_at IS 
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, info TEXT, expires_at REAL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT, expires_at REAL);
 CREATE TABLE IF NOT EXISTS once_keys (key TEXT PRIMARY KEY, expires_at REAL);
+CREATE TABLE IF NOT EXISTS counters (
+    site TEXT, queue TEXT, kind TEXT, n INTEGER NOT NULL, PRIMARY KEY (site, queue, kind)
+);
+CREATE TABLE IF NOT EXISTS durations (
+    queue TEXT, bucket INTEGER, n INTEGER NOT NULL, total REAL NOT NULL,
+    PRIMARY KEY (queue, bucket)
+);
+CREATE TABLE IF NOT EXISTS markers (name TEXT PRIMARY KEY, value REAL);
 """
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -194,7 +211,9 @@ class SQLiteBroker(Broker):
                 (worker, time.time(), queue),
             ).fetchone()
             if row is not None:
-                return self._record(row)
+                record = self._record(row)
+                _count(conn, record.site, record.queue, "started")
+                return record
         return None
 
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
@@ -241,23 +260,26 @@ class SQLiteBroker(Broker):
             cur = conn.execute(
                 "UPDATE jobs SET status = 'scheduled', retry_at = ?, exc_info = ?, "
                 f"retries_left = retries_left - 1, retry_count = retry_count + 1, ended_at = ? "
-                f"WHERE {match} AND retries_left > 0",
+                f"WHERE {match} AND retries_left > 0 RETURNING site, queue, started_at",
                 (retry_at, exc_info, now, *args),
             )
-            if cur.rowcount:
+            row = cur.fetchone()
+            if row is not None:
+                _settled(conn, row, "failed", now)
                 return True
         cur = conn.execute(
             f"UPDATE jobs SET status = 'failed', ended_at = ?, exc_info = ?, expires_at = ? "
-            f"WHERE {match} RETURNING queue",
+            f"WHERE {match} RETURNING site, queue, started_at",
             (now, exc_info, now + keep.failure_ttl, *args),
         )
         row = cur.fetchone()
         if row is None:
             return False
+        _settled(conn, row, "failed", now)
         conn.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND "
             "status = 'failed' ORDER BY ended_at DESC LIMIT -1 OFFSET ?)",
-            (row[0], keep.failed_limit),
+            (row[1], keep.failed_limit),
         )
         return True
 
@@ -268,10 +290,14 @@ class SQLiteBroker(Broker):
         with self._tx() as conn:
             cur = conn.execute(
                 f"UPDATE jobs SET status = 'stopped', ended_at = ?, exc_info = ?, expires_at = ? "
-                f"WHERE {match}",
+                f"WHERE {match} RETURNING site, queue",
                 (now, reason, now + keep.failure_ttl, *args),
             )
-            return cur.rowcount > 0
+            row = cur.fetchone()
+            if row is None:
+                return False
+            _count(conn, row[0], row[1], "stopped")
+            return True
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
@@ -432,6 +458,29 @@ class SQLiteBroker(Broker):
         )
         return int(rows[0][0]) if rows else None
 
+    # -- metrics ------------------------------------------------------------------------------
+    def counters(self) -> dict[tuple[str, str, str], int]:
+        rows = self._read("SELECT site, queue, kind, n FROM counters")
+        return {(site, queue, kind): int(n) for site, queue, kind, n in rows}
+
+    def durations(self) -> dict[str, DurationHistogram]:
+        per: dict[str, tuple[list[int], list[float]]] = {}
+        for queue, bucket, n, total in self._read("SELECT queue, bucket, n, total FROM durations"):
+            counts, sums = per.setdefault(queue, ([0] * (len(DURATION_BUCKETS) + 1), [0.0]))
+            counts[int(bucket)] += int(n)
+            sums[0] += float(total)
+        return {queue: cumulative(counts, sums[0]) for queue, (counts, sums) in per.items()}
+
+    def set_marker(self, name: str, value: float) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO markers (name, value) VALUES (?, ?)", (name, value)
+            )
+
+    def get_marker(self, name: str) -> float | None:
+        rows = self._read("SELECT value FROM markers WHERE name = ?", (name,))
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
     # -- leases -------------------------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         now = time.time()
@@ -464,10 +513,36 @@ def _finish(
     cur = conn.execute(
         "UPDATE jobs SET status = 'finished', ended_at = ?, result = ?, expires_at = ?, "
         "progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END "
-        "WHERE id = ? AND status = 'started' AND worker = ?",
+        "WHERE id = ? AND status = 'started' AND worker = ? RETURNING site, queue, started_at",
         (now, result, now + keep.results_ttl, job_id, worker),
     )
-    return cur.rowcount > 0
+    row = cur.fetchone()
+    if row is None:
+        return False
+    _settled(conn, row, "finished", now)
+    return True
+
+
+def _count(conn: sqlite3.Connection, site: str, queue: str, kind: str) -> None:
+    """Add 1 to a running counter, inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO counters (site, queue, kind, n) VALUES (?, ?, ?, 1) "
+        "ON CONFLICT(site, queue, kind) DO UPDATE SET n = n + 1",
+        (site, queue, kind),
+    )
+
+
+def _settled(conn: sqlite3.Connection, row: Sequence[Any], kind: str, now: float) -> None:
+    """Count an attempt that ended (``row`` = site, queue, started_at) and record how long
+    it ran in its queue's histogram, inside the caller's transaction."""
+    site, queue, started_at = row[0], row[1], row[2]
+    _count(conn, site, queue, kind)
+    seconds = max(0.0, now - float(started_at if started_at is not None else now))
+    conn.execute(
+        "INSERT INTO durations (queue, bucket, n, total) VALUES (?, ?, 1, ?) "
+        "ON CONFLICT(queue, bucket) DO UPDATE SET n = n + 1, total = total + excluded.total",
+        (queue, bucket_index(seconds), seconds),
+    )
 
 
 def _take_once(conn: sqlite3.Connection, key: str) -> bool:

@@ -141,6 +141,14 @@ def _create_engine(db_url: str) -> Engine:
     return engine
 
 
+def dispose_engine(db_url: str) -> None:
+    """Close the pooled connections of one database and forget its engine."""
+    with _engines_lock:
+        engine = _engines.pop(db_url, None)
+    if engine is not None:
+        engine.dispose()
+
+
 def dispose_engines() -> None:
     """Close every pooled connection (used after fork and in tests)."""
     with _engines_lock:

@@ -35,6 +35,7 @@ from jobbench.scheduler.cron import slot_epoch
 from jobbench.scheduler.status import inactive_reason
 
 LEASE = "scheduler"
+LAST_TICK_MARKER = "scheduler_last_tick"  # broker marker: epoch seconds of the last tick
 JOB_TYPE = "Scheduled Job Type"
 
 
@@ -92,6 +93,7 @@ class Scheduler:
                     leader = self._lease(broker)
                     if leader:
                         self._tick_and_log()
+                        self._mark_tick(broker)
                     next_tick = self._next_tick() if on_tick else next_tick
                     next_check = now + self.interval / 4
                 time.sleep(max(0.0, min(0.2, next_tick - self.clock())))
@@ -118,6 +120,14 @@ class Scheduler:
         report = self.tick()
         if report.enqueued:
             self.log(f"enqueued {', '.join(report.enqueued)}")
+
+    def _mark_tick(self, broker: Any) -> None:
+        """Publish the tick time for the metrics (``jobbench_scheduler_last_tick...``); a
+        broker error is logged, never fatal."""
+        try:
+            broker.set_marker(LAST_TICK_MARKER, time.time())
+        except Exception as exc:  # noqa: BLE001 - metrics never stop the scheduler
+            self.log(f"could not record the tick time: {exc}")
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self._stop = True

@@ -99,6 +99,7 @@ class Worker:
         self._beat_job: str | None = None  # the current job as of the last heartbeat
         self._cold_deadline: float | None = None  # set by the second stop signal
         self._next = {"heartbeat": 0.0, "housekeeping": 0.0, "reap": 0.0, "cleanup": 0.0}
+        self._unsettled: tuple[Running | None, int] | None = None  # see _settle_pending
 
     @property
     def name(self) -> str:
@@ -119,7 +120,7 @@ class Worker:
             self._heartbeat(force=True)
             self._before_first_claim()
             while not self._done:
-                if self._pid is None:
+                if self._pid is None and self._settle_pending():
                     self._spawn()
                 self._wait(wake_r)
                 self._check_executor()
@@ -233,13 +234,31 @@ class Worker:
                 self._pipe = None
         self._pid = None
         code = os.waitstatus_to_exitcode(status)
-        if self._running is not None:
-            self._settle_lost(self._running, code)
-        self._settle_unreported(code)
+        self._unsettled = (self._running, code)
+        self._running = None
+        self._settle_pending()
         if code == 0 and (self.cfg.burst or self._stopping) or self._stopping:
             self._done = True
         elif code != 0:
             time.sleep(RESPAWN_PAUSE)  # no hot crash loop if the executor cannot start
+
+    def _settle_pending(self) -> bool:
+        """Settle what the last executor left behind (its running job, jobs it claimed but
+        never reported). While the broker is unreachable this is retried before the next
+        executor is spawned (it would claim under the same name): True once done."""
+        if self._unsettled is None:
+            return True
+        running, code = self._unsettled
+        try:
+            if running is not None:
+                self._settle_lost(running, code)
+                self._unsettled = (None, code)
+            self._settle_unreported(code)
+        except BrokerError as exc:
+            self.log(f"broker unavailable, settling the executor's jobs later: {exc}")
+            return False
+        self._unsettled = None
+        return True
 
     def _settle_unreported(self, code: int) -> None:
         """Jobs the dead executor claimed but never reported (it died between the claim and

@@ -10,7 +10,7 @@ for i = 4, #ARGV do
     local id = redis.call('LPOP', qkey(queue))
     if not id then break end
     local key = jkey(id)
-    local h = redis.call('HMGET', key, 'status', 'queue', 'enqueued_at')
+    local h = redis.call('HMGET', key, 'status', 'queue', 'enqueued_at', 'site')
     if h[1] == 'queued' and h[2] == queue then
       redis.call('HSET', key, 'status', 'started', 'worker', worker, 'started_at', now,
         'stop_requested', '0')
@@ -18,6 +18,7 @@ for i = 4, #ARGV do
       redis.call('ZREM', idx(queue, 'queued'), id)
       redis.call('ZADD', idx(queue, 'started'), h[3], id)
       redis.call('ZADD', P .. 'started', now, id)
+      count(h[4], queue, 'started')
       return redis.call('HGETALL', key)
     end
   end

@@ -76,6 +76,32 @@ local function trim_failed(queue, limit)
   for _, id in ipairs(redis.call('ZRANGE', key, 0, extra - 1)) do drop(id, queue, 'failed') end
 end
 
+-- Running counters (one hash `counters`, field "<kind>|<#site>|<site><queue>") and the
+-- duration histogram (one hash `durations`, fields "<le>|<queue>" with per-bucket counts, plus
+-- "sum|<queue>" and "count|<queue>"). The bounds match DURATION_BUCKETS in brokers/base.py.
+local BUCKETS = {'0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10',
+  '30', '60', '300'}
+
+local function count(site, queue, kind)
+  site = site or ''
+  redis.call('HINCRBY', P .. 'counters', kind .. '|' .. #site .. '|' .. site .. queue, 1)
+end
+
+-- Count an attempt that ended as `kind` and record its duration (now - started_at).
+local function settled(site, queue, kind, now, started_at)
+  count(site, queue, kind)
+  local d = tonumber(now) - tonumber(started_at or now)
+  if d < 0 then d = 0 end
+  local le = '+Inf'
+  for _, b in ipairs(BUCKETS) do
+    if d <= tonumber(b) then le = b; break end
+  end
+  local key = P .. 'durations'
+  redis.call('HINCRBY', key, le .. '|' .. queue, 1)
+  redis.call('HINCRBY', key, 'count|' .. queue, 1)
+  redis.call('HINCRBYFLOAT', key, 'sum|' .. queue, string.format('%.17g', d))
+end
+
 -- Does a `started` record match the caller's worker ('' matches any)?
 local function started_by(h_status, h_worker, worker)
   return h_status == 'started' and (worker == '' or h_worker == worker)
@@ -85,10 +111,12 @@ end
 -- r = {now, retry_at or '', expires_at, expire_ms, failed_limit}
 local function fail_job(id, worker, exc, r)
   local key = jkey(id)
-  local h = redis.call('HMGET', key, 'status', 'worker', 'queue', 'enqueued_at', 'retries_left')
+  local h = redis.call('HMGET', key, 'status', 'worker', 'queue', 'enqueued_at', 'retries_left',
+    'site', 'started_at')
   if not started_by(h[1], h[2], worker) then return 0 end
   local queue = h[3]
   unindex(id, queue, 'started')
+  settled(h[6], queue, 'failed', r[1], h[7])
   if r[2] ~= '' and tonumber(h[5] or '0') > 0 then
     redis.call('HSET', key, 'status', 'scheduled', 'retry_at', r[2], 'exc_info', exc,
       'ended_at', r[1])

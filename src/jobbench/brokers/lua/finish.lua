@@ -3,9 +3,11 @@
 -- Returns 1 when the job changed, else 0.
 local id, worker = ARGV[2], ARGV[3]
 local key = jkey(id)
-local h = redis.call('HMGET', key, 'status', 'worker', 'queue', 'enqueued_at', 'progress')
+local h = redis.call('HMGET', key, 'status', 'worker', 'queue', 'enqueued_at', 'progress',
+  'site', 'started_at')
 if h[1] ~= 'started' or h[2] ~= worker then return 0 end
 unindex(id, h[3], 'started')
+settled(h[6], h[3], 'finished', ARGV[4], h[7])
 redis.call('HSET', key, 'status', 'finished', 'ended_at', ARGV[4])
 if ARGV[5] == '1' then
   redis.call('HSET', key, 'result', ARGV[6])
