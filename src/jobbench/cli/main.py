@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from jobbench.bench import Bench, find_bench
 from jobbench.errors import JobbenchError, SiteNotInitializedError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -67,6 +70,17 @@ pass_state = click.make_pass_decorator(CliState)
 def cli(ctx: click.Context, bench_option: str | None, site_option: str | None) -> None:
     """jobbench: background jobs and scheduled jobs, the Frappe way."""
     ctx.obj = CliState(bench_option, site_option)
+
+
+def progress(items: Sequence[T], label: str) -> Iterable[T]:
+    """A progress bar on stderr for long multi-site operations, when stderr is a terminal
+    (never in pipes, logs or tests, whose output stays plain)."""
+    if len(items) < 2 or not sys.stderr.isatty():
+        return items
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(items, description=label, console=Console(stderr=True), transient=True)
 
 
 def echo_json(data: Any) -> None:

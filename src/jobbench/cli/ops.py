@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state, progress
 from jobbench.errors import JobbenchError
 
 PURGED_STATUSES = ["queued", "scheduled"]  # never "started": running jobs are left alone
@@ -158,7 +158,9 @@ def purge_pending_jobs(
     broker = inspector.broker
     if frequency is None:
         scope: list[str | None] = [*sites] if sites else [None]
-        return sum(broker.purge(PURGED_STATUSES, queue, site) for site in scope)
+        return sum(
+            broker.purge(PURGED_STATUSES, queue, site) for site in progress(scope, "Purging")
+        )
     from jobbench.context import site_context
     from jobbench.inspect import scheduled_job_type
 

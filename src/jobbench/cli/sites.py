@@ -6,7 +6,7 @@ import click
 
 from jobbench import sites as site_ops
 from jobbench.bench import init_bench
-from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state, progress
 
 
 @cli.command("init")
@@ -56,7 +56,7 @@ def install_app_command(state: CliState, app: str) -> None:
 def migrate_command(state: CliState) -> None:
     """Create or extend the tables of every doctype on the site (or --site all)."""
     bench = state.bench
-    for site in state.sites(bench):
+    for site in progress(state.sites(bench), "Migrating"):
         report = site_ops.migrate_site(bench, site)
         click.echo(f"Migrated {site}: {len(report.doctypes)} doctypes")
         _print_changes(report)
