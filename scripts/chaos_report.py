@@ -43,6 +43,8 @@ def run(reduced: bool) -> tuple[int, list[dict[str, object]], float, str]:
 def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summary: str) -> str:
     kills = [f for f in figures if f["scenario"] == "worker_kills"]
     sched = [f for f in figures if f["scenario"] == "scheduler"]
+    restart = [f for f in figures if f["scenario"] == "broker_restart"]
+    dbf = [f for f in figures if f["scenario"] == "db_faults"]
     form = "CI (reduced) form" if reduced else "long form (`--chaos-long`)"
     out = [
         "# Reliability",
@@ -98,6 +100,53 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
         )
     out += [
         "",
+        "## Broker restart",
+        "",
+        "A test-owned redis-server (AOF on, `appendfsync always`) is stopped with SIGTERM and",
+        "started again on the same port and directory 2 s later, while a producer enqueues",
+        "and 2 workers run. Enqueues that raised BrokerUnavailable are counted and not retried",
+        "under the same id; every job whose enqueue returned is accounted for. A job that was",
+        'running when Redis went down may end failed "worker died". The worker supervisors',
+        "never die (same pids throughout); executor respawns are counted. An orphaned claim",
+        "is a job left `started` under a live worker and never run; the test fails on any.",
+        "",
+        "| broker | jobs | restarts | failed enqueues | finished | failed: worker died "
+        "| lost | orphaned claims | duplicates | executor respawns | longest outage (s) "
+        "| run (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in restart:
+        out.append(
+            f"| {f['broker']} | {f['jobs']} | {f['restarts']} | {f['enqueue_failures']} | "
+            f"{f['finished']} | {f['failed_worker_died']} | {f['lost']} | "
+            f"{f.get('orphaned_claims', 0)} | {f['duplicates']} | "
+            f"{f['executor_respawns']} | {f['max_outage_s']} | {f['seconds']} |"
+        )
+    out += [
+        "",
+        "## Database faults",
+        "",
+        "Deadlock: two jobs on a site whose database is on the server lock two rows in",
+        "opposite order (coordinated by files); the server picks a victim, which is rolled",
+        "back and retried in place. Both finish; the victim's rolled-back attempt leaves no",
+        "row behind; no Error Log is written for it. A third job writes and then fails: its",
+        "write is rolled back and it has exactly one Error Log. Unreachable database: while a",
+        "job holds a transaction on a PostgreSQL site, every connection to that database is",
+        "terminated (`pg_terminate_backend`); the job fails with DatabaseUnavailableError, its",
+        "write is gone, and the same worker runs the next jobs on that site and another.",
+        "",
+        "| database | jobs | job calls (deadlock pair) | deadlock pair finished "
+        "| connections killed | Error Logs | run (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in dbf:
+        out.append(
+            f"| {f['database']} | {f['jobs']} | {f.get('deadlock_calls', '-')} | "
+            f"{f.get('deadlock_finished', '-')} | {f.get('connections_killed', '-')} | "
+            f"{f['error_logs']} | {f['seconds']} |"
+        )
+    out += [
+        "",
         "## Also covered (pass/fail, no figures)",
         "",
         "- Timeouts under load: jobs that swallow every exception, block in C with signals",
@@ -115,14 +164,27 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
         '  the next tick skip the following slot (the stale slot came back "duplicate" and',
         "  last_execution jumped to now). Fixed in `scheduler/scheduler.py`",
         "  (`_slot_after_duplicate`).",
+        "- Worker: an executor that died while the broker was unreachable took its",
+        "  supervisor down with it (settling the lost job raised BrokerUnavailable out of the",
+        "  main loop). The settlement is now retried before the next executor is spawned",
+        "  (`worker/worker.py`, `_settle_pending`).",
         "- Config: a common_site_config.json that is not UTF-8 raised UnicodeDecodeError (a",
         "  traceback from every command) instead of ConfigError. Fixed in `config.py`.",
+        "- Redis broker: after a Redis restart the server has no scripts; `finish_and_claim`",
+        "  pipelines EVALSHA finish + EVALSHA claim without a transaction, so when another",
+        "  process had already reloaded `claim`, finish failed NOSCRIPT, claim succeeded (a",
+        "  job was claimed), and the fallback claimed again: the first job stayed `started`",
+        "  under a live worker, never run. Fixed in `brokers/redis.py`: each reply is handled",
+        "  on its own and only what did not run is redone",
+        "  (test: `tests/integration/test_redis_scripts_lost.py`).",
         "",
         "## Not covered yet",
         "",
-        "- Redis restarted mid-run (a test-owned server on a spare port with appendfsync",
-        "  always): producers' and workers' reconnect and backoff are not exercised here.",
-        "- Database faults (PostgreSQL/MariaDB restarted, a job's transaction deadlocked).",
+        "- A database server restarted (the suite never restarts the machine's PostgreSQL or",
+        "  MariaDB; terminating a site database's connections stands in for it), and MariaDB",
+        "  connections killed mid-job.",
+        "- A deadlock victim that keeps losing past the 5 in-place retries (1+2+3+4+5 s of",
+        "  pauses; only the clean failure of a non-retryable error is exercised).",
         "",
     ]
     return "\n".join(out)

@@ -241,8 +241,9 @@ class RedisBroker(Broker):
 
         Raw EVALSHA, because redis-py's pipeline sends SCRIPT EXISTS (a second round trip) on
         every execute when given Script objects. If the server lost the scripts (restart,
-        SCRIPT FLUSH), fall back to the two calls, which reload them; finish is conditional,
-        so running it again is harmless."""
+        SCRIPT FLUSH), each reply is looked at on its own: a script that ran keeps its effect
+        (a job the claim took is returned, never dropped), and only a script that did not run
+        is redone through the calls that reload it."""
         if not queues:
             self.finish(job_id, worker, result, keep)
             return None
@@ -252,13 +253,19 @@ class RedisBroker(Broker):
             pipe = client.pipeline(transaction=False)
             pipe.evalsha(scripts["finish"].sha, 0, *finish_args)
             pipe.evalsha(scripts["claim"].sha, 0, self.prefix, worker, time.time(), *queues)
-            replies = pipe.execute()
-        except redis.exceptions.NoScriptError:
-            self.finish(job_id, worker, result, keep)
-            return self.claim(queues, worker, 0.0)
+            finished, claimed = pipe.execute(raise_on_error=False)
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
-        return _record(replies[1]) if replies[1] else None
+        for reply in (finished, claimed):
+            if isinstance(reply, Exception) and not isinstance(
+                reply, redis.exceptions.NoScriptError
+            ):
+                raise reply
+        if isinstance(finished, redis.exceptions.NoScriptError):
+            self.finish(job_id, worker, result, keep)
+        if isinstance(claimed, redis.exceptions.NoScriptError):
+            return self.claim(queues, worker, 0.0)
+        return _record(claimed) if claimed else None
 
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:

@@ -1,0 +1,70 @@
+"""The Redis broker after the server lost its scripts (restart, SCRIPT FLUSH): finish_and_claim
+keeps whatever ran and redoes only what did not, so no claimed job is ever dropped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import REDIS_SERVER, require_service
+from jobbench.brokers.base import Retention, WorkerInfo
+from jobbench.jobs.record import JobRecord
+
+URL = f"{REDIS_SERVER}/7"
+
+
+@pytest.fixture
+def broker() -> Iterator[object]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS_SERVER)
+    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+    from jobbench.brokers.redis import RedisBroker
+
+    bench_id = uuid.uuid4().hex[:8]
+    broker = RedisBroker(URL, bench_id)
+    yield broker
+    import redis
+
+    client = redis.Redis.from_url(URL)
+    keys = list(client.scan_iter(match=f"jb:{bench_id}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    broker.close()
+
+
+def _job(n: int) -> JobRecord:
+    return JobRecord(id=f"s::{n}", site="s", queue="default", method="m.f", payload=b"{}")
+
+
+@pytest.mark.parametrize("reload_first", ["none", "claim", "finish"])
+def test_finish_and_claim_survives_lost_scripts(broker: object, reload_first: str) -> None:
+    import redis
+
+    from jobbench.brokers.redis import RedisBroker
+
+    assert isinstance(broker, RedisBroker)
+    keep = Retention()
+    broker.heartbeat(WorkerInfo("w", 1, "h", ["default"]), 60)
+    for n in range(3):
+        broker.enqueue(_job(n))
+    first = broker.claim(["default"], "w")
+    assert first is not None
+    # Given the server forgot every script, and another process already reloaded one of them
+    client = redis.Redis.from_url(URL)
+    client.script_flush()
+    if reload_first != "none":
+        _, _, scripts = broker._connection()
+        client.script_load(scripts[reload_first].script)
+    client.close()
+    # When the worker finishes its job and claims the next in one round trip
+    second = broker.finish_and_claim(first.id, "w", b"1", keep, ["default"])
+    # Then the first is finished, exactly one new job is started, and it is the one returned
+    assert broker.get(first.id).status == "finished"
+    assert second is not None and second.status == "started"
+    started = broker.find(status="started")
+    assert [r.id for r in started] == [second.id]
+    assert broker.queue_length("default") == 1
