@@ -129,7 +129,9 @@ def test_database_changes_take_effect_at_the_next_tick(sched: Sched) -> None:
     assert (stopped.enqueued, stopped.blocked, stopped.errors) == ([], [], [])
 
     sched.set_job_type(name, stopped=0, cron_format="0 * * * *")
-    hour = (first + 5 * MIN).replace(minute=0) + 60 * MIN
+    # The last run was at ``first``: the next full hour after it (first + 5 min may itself be
+    # a full hour, so derive it from ``first``, not from the later tick).
+    hour = first.replace(minute=0, second=0, microsecond=0) + 60 * MIN
     assert due_at(sched, name) == hour
     assert tick(sched, hour - 5 * MIN, scheduler).enqueued == []
     assert tick(sched, hour, scheduler).enqueued == [f"{SITE}:{name}"]
