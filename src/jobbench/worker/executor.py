@@ -131,17 +131,38 @@ def _sync_task(broker: Broker, bench: Bench, record: JobRecord) -> None:
 _outage = {"pause": 0.0}
 
 
+def _back_off() -> None:
+    _outage["pause"] = min(10.0, max(0.5, _outage["pause"] * 2))
+    time.sleep(_outage["pause"])
+
+
 def _claim(broker: Broker, order: list[str], worker: str, wait: float) -> JobRecord | None:
     """Claim, riding out a broker outage with a backoff (0.5 s doubling to 10 s) instead of
-    dying and being restarted in a loop."""
+    dying and being restarted in a loop.
+
+    A claim whose reply was lost in an outage (the server ran it, the answer never came)
+    leaves a job ``started`` under our name that we never ran, and that no reaper takes while
+    we are alive: once the broker answers again, take such a job back first. It never ran, so
+    this is its first run."""
     try:
+        if _outage["pause"]:
+            orphan = _lost_claim(broker, worker)
+            if orphan is not None:
+                _outage["pause"] = 0.0
+                return orphan
         record = broker.claim(order, worker, wait)
     except BrokerError:
-        _outage["pause"] = min(10.0, max(0.5, _outage["pause"] * 2))
-        time.sleep(_outage["pause"])
+        _back_off()
         return None
     _outage["pause"] = 0.0
     return record
+
+
+def _lost_claim(broker: Broker, worker: str) -> JobRecord | None:
+    for record in broker.find(status="started", limit=10_000):
+        if record.worker == worker:
+            return record
+    return None
 
 
 def _settle(
@@ -157,11 +178,29 @@ def _settle(
 
     No next job is claimed once a warm shutdown was asked for."""
     if outcome.status == "finished" and not _State.exit_after_job:
-        return broker.finish_and_claim(record.id, worker, outcome.result, keep, order)
+        try:
+            return broker.finish_and_claim(record.id, worker, outcome.result, keep, order)
+        except BrokerError:
+            _finish_after_outage(broker, record, worker, outcome, keep)
+            return None  # a next job the lost reply claimed is taken back by _claim
     record_outcome(broker, record, worker, outcome, keep)
     if record.task_id and outcome.status != "finished":
         _sync_task(broker, bench, record)
     return None
+
+
+def _finish_after_outage(
+    broker: Broker, record: JobRecord, worker: str, outcome: Outcome, keep: Retention
+) -> None:
+    """The broker went away mid finish: retry until it answers (finish is conditional, so a
+    finish that did land is not redone)."""
+    while True:
+        _back_off()
+        try:
+            broker.finish(record.id, worker, outcome.result, keep)
+            return
+        except BrokerError:
+            continue
 
 
 def _started(record: JobRecord) -> list[object]:
