@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from typing import Any
 
 from jobbench.bench import Bench
 from jobbench.brokers.base import Broker, Retention
@@ -81,15 +82,22 @@ def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> 
 
 
 def _update(bench: Bench, record: JobRecord, reason: str) -> None:
-    from jobbench.context import site_context
     from jobbench.jobs.tracking import update_task
 
     status = TASK_STATUS.get(JobStatus(record.status))
     if status is None:
         return
+    # A job waiting for its retry has not ended; any other settled job ends now (stamped in
+    # update_task's own site context, not a second one opened just to read the clock).
+    ended: dict[str, Any] = {"ended_at": None} if status == "Queued" else {}
+    stamps = [] if status == "Queued" else ["ended_at"]
     with contextlib.suppress(JobbenchError):  # the site may be gone; the job is settled anyway
-        with site_context(record.site, bench.path) as local:
-            ended = None if status == "Queued" else local.now()
         update_task(
-            record.site, bench.path, record.task_id, status=status, exception=reason, ended_at=ended
+            record.site,
+            bench.path,
+            record.task_id,
+            stamps=stamps,
+            status=status,
+            exception=reason,
+            **ended,
         )
