@@ -41,6 +41,9 @@ def migrate_current(local: SiteLocal) -> MigrateReport:
     doctypes = local.doctypes()
     metas = [cls.get_meta() for cls in doctypes.values()]
     changes = sync_tables(local.db, metas)
+    from jobbench.scheduler import reschedule
+
+    reschedule.install(local.db)
     _ensure_system_settings(local)
     local.db.commit()
     from jobbench.scheduler.sync import sync_jobs

@@ -1,4 +1,21 @@
-"""Scheduled Job Type: one schedule (from hooks or created at run time) of one method."""
+"""Scheduled Job Type: one schedule (from hooks or created at run time) of one method.
+
+``last_execution`` is the truth the next run follows, as in Frappe. Beside it the scheduler
+keeps three derived columns that make a tick cheap and DST-safe:
+
+- ``next_run_at`` (UTC epoch, indexed): the next slot as an instant. A tick reads only rows
+  whose ``next_run_at`` is due or NULL. A database trigger (``scheduler/reschedule.py``) sets
+  it NULL whenever ``last_execution``, ``frequency`` or ``cron_format`` change by any route
+  that does not also write it (``db_set``, ``db.set_value``, raw SQL), so the next tick
+  re-derives it.
+- ``last_run_at`` (UTC epoch): the exact instant of the last run, which the naive
+  ``last_execution`` cannot say in the hour a fall-back repeats. It is used only while it
+  still matches ``last_execution``.
+- ``schedule_basis``: the time zone and ``scheduler_interval`` ``next_run_at`` was derived
+  with; a tick re-derives rows whose basis differs from the site's current one.
+
+``next_execution`` is ``next_run_at`` as a naive local time, for people and for Frappe code.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +28,7 @@ from jobbench.model.fields import Field
 from jobbench.scheduler import cron
 
 EVENT_METHOD = "scheduler_event"  # shown as method of job types that run a Scheduler Event
+MATCH = dt.timedelta(seconds=1)  # last_run_at still describes last_execution within this
 
 
 class ScheduledJobType(Document):
@@ -23,7 +41,10 @@ class ScheduledJobType(Document):
     stopped: bool = False
     create_log: bool = False
     last_execution: dt.datetime | None = None
-    next_execution: dt.datetime | None = Field(None, index=True)
+    next_execution: dt.datetime | None = None
+    next_run_at: float | None = Field(None, index=True)
+    last_run_at: float | None = None
+    schedule_basis: str | None = Field(None, max_length=140, index=True)
     scheduler_event: str | None = Field(None, link="Scheduler Event")
     queue: str | None = Field(None, max_length=140)
     timeout: int | None = None
@@ -46,11 +67,11 @@ class ScheduledJobType(Document):
             self.method = EVENT_METHOD
         if not self.method:
             raise MandatoryError("Scheduled Job Type: field 'method' is required")
-        cron_expression = cron.cron_for(self.frequency, self.cron_format)
+        cron.cron_for(self.frequency, self.cron_format)
         if self.frequency == "Cron":
-            self.cron_format = cron_expression
+            self.cron_format = cron.validate_cron(self.cron_format)
         if self.frequency not in ("All", "Cron"):
-            self.create_log = True
+            self.create_log = True  # Frappe logs every run but the continuous ones
         if self.queue:
             from jobbench.context import current
             from jobbench.jobs.queues import validate_queue
@@ -77,31 +98,85 @@ class ScheduledJobType(Document):
             )
 
     def before_save(self) -> None:
-        """next_execution is derived from the stored fields on every save (and indexed)."""
-        self.next_execution = self.get_next_execution()
+        """The derived schedule columns follow the stored fields on every save."""
+        self.refresh_schedule()
 
     # -- schedule maths -------------------------------------------------------------------
-    def get_next_execution(self) -> dt.datetime:
+    def _basis(self) -> tuple[str, int]:
         from jobbench.context import current
 
         local = current()
-        after = self.last_execution or self.creation or local.now()
-        interval = int(local.conf.get("scheduler_interval") or cron.DEFAULT_INTERVAL)
-        return cron.next_execution(
-            self.frequency, self.cron_format, after, local.time_zone(), interval
-        )
+        return local.time_zone(), int(local.conf.get("scheduler_interval") or cron.DEFAULT_INTERVAL)
 
-    def is_event_due(self, current_time: dt.datetime | None = None) -> bool:
+    def last_instant(self) -> dt.datetime:
+        """The instant the next run follows: the last run, else creation, else now."""
+        from jobbench.utils import get_datetime
+
+        zone, _ = self._basis()
+        stored = self.last_execution or self.creation
+        if stored is None:
+            return dt.datetime.now(cron.UTC)
+        last = get_datetime(stored)
+        if self.last_run_at is not None and self.last_execution is not None:
+            exact = dt.datetime.fromtimestamp(float(self.last_run_at), cron.UTC)
+            if abs(cron.to_local(exact, zone) - last) < MATCH:
+                return exact
+        return cron.from_local(last, zone)
+
+    def next_instant(self, after: dt.datetime | None = None) -> dt.datetime:
+        """The next slot (aware UTC) after ``after`` (default: the last run)."""
+        zone, interval = self._basis()
+        start = self.last_instant() if after is None else after
+        return cron.next_slot(self.frequency, self.cron_format, start, zone, interval)
+
+    def get_next_execution(self) -> dt.datetime:
+        """The next run as a naive local time (Frappe's ``get_next_execution``)."""
+        zone, _ = self._basis()
+        return cron.to_local(self.next_instant(), zone)
+
+    def refresh_schedule(self, after: dt.datetime | None = None) -> dict[str, Any]:
+        """Re-derive next_run_at, next_execution and schedule_basis; return them."""
+        zone, interval = self._basis()
+        nxt = self.next_instant(after)
+        values = {
+            "next_run_at": nxt.timestamp(),
+            "next_execution": cron.to_local(nxt, zone).replace(fold=0),
+            "schedule_basis": cron.schedule_basis(zone, interval),
+        }
+        for key, value in values.items():
+            setattr(self, key, value)
+        return values
+
+    def is_event_due(self, current_time: dt.datetime | str | None = None) -> bool:
         from jobbench.context import current
+        from jobbench.utils import get_datetime
 
-        now = current_time or current().now()
+        now = current().now() if current_time is None else get_datetime(current_time)
         return self.get_next_execution() <= now
 
     @property
     def target_queue(self) -> str:
+        """The job type's own queue, else long for Long and Maintenance, else default."""
         if self.queue:
             return self.queue
-        return "long" if self.frequency.endswith("Long") else "default"
+        return (
+            "long" if ("Long" in self.frequency or "Maintenance" in self.frequency) else "default"
+        )
+
+    def get_queue_name(self) -> str:  # Frappe's name
+        return self.target_queue
+
+    @property
+    def rq_job_id(self) -> str:
+        """The id of this job type's run in the queue (Frappe's property name)."""
+        from jobbench.scheduler.run import job_id_for
+
+        return job_id_for(str(self.name))
+
+    def is_job_in_queue(self) -> bool:
+        from jobbench.jobs.job import is_job_enqueued
+
+        return is_job_enqueued(self.rq_job_id)
 
     # -- actions --------------------------------------------------------------------------
     def execute(self) -> Any:
@@ -112,11 +187,18 @@ class ScheduledJobType(Document):
 
     def skip_next_execution(self) -> None:
         """Pretend the next slot ran: the one after it becomes next."""
-        self.last_execution = self.get_next_execution()
+        nxt = self.next_instant()
+        zone, _ = self._basis()
+        self.last_execution = cron.to_local(nxt, zone).replace(fold=0)
+        self.last_run_at = nxt.timestamp()
         self.save()
 
     def enqueue(self, force: bool = False) -> bool:
-        """Enqueue a run now (the scheduler's path, without the slot identity)."""
+        """Enqueue a run if due (or ``force``), never while a run is queued or started.
+
+        True when a run was enqueued (Frappe's contract)."""
         from jobbench.scheduler.run import enqueue_job_type
 
-        return enqueue_job_type(self, slot=None, force=force) == "enqueued"
+        if not force and not self.is_event_due():
+            return False
+        return enqueue_job_type(self, slot=None) == "enqueued"

@@ -189,8 +189,9 @@ class Document:
         query.set_value(
             current().db, self.doctype, self.name, values, update_modified=update_modified
         )
-        for key, val in values.items():
-            setattr(self, key, val)
+        for key, val in values.items():  # the stored (coerced) value: "2019-01-01" → datetime
+            spec = self.meta.fields.get(key)
+            setattr(self, key, val if spec is None else F.coerce(spec, val))
 
     # -- internals ---------------------------------------------------------------------------
     def _check_name(self) -> None:

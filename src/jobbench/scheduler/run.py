@@ -8,13 +8,15 @@ the run's transaction is open, and "Failed" must survive the run's rollback.
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
 import traceback
-import uuid
 from typing import Any
 
 from jobbench.context import current, get_controller, site_context
-from jobbench.errors import JobError
+from jobbench.errors import JobbenchError, JobError
 from jobbench.jobs.enqueue import resolve
+from jobbench.scheduler import cron
 
 RUN_METHOD = "jobbench.scheduler.run.run_scheduled_job"
 LOG = "Scheduled Job Log"
@@ -51,12 +53,16 @@ def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def run_job_type(doc: Any) -> Any:
-    """Execute a job type here and now, with a log when it has ``create_log``."""
+    """Execute a job type here and now, with a log when it has ``create_log``.
+
+    As in Frappe, ``last_execution`` is set (and committed) at Start, so the next run follows
+    the time this one really began. A log that cannot be written is reported on stderr and
+    never keeps the method from running."""
     local = current()
-    if doc.create_log:
-        # End the caller's transaction first (Frappe commits at Start too): on SQLite a read
-        # snapshot older than the log's commit would make every write of the run fail.
-        local.db.commit()
+    # End the caller's transaction first (Frappe commits at Start too): on SQLite a read
+    # snapshot older than the log's commit would make every write of the run fail.
+    local.db.commit()
+    _mark_start(doc)
     log = _start_log(doc) if doc.create_log else None
     try:
         fn, kwargs = _target(doc)
@@ -72,26 +78,62 @@ def run_job_type(doc: Any) -> Any:
     return result
 
 
-def _start_log(doc: Any) -> str:
+def _mark_start(doc: Any) -> None:
+    """last_execution = now, with the exact instant and the next slot derived from it."""
+    local = current()
+    start = dt.datetime.now(dt.UTC)
+    doc.last_execution = cron.to_local(start, local.time_zone()).replace(fold=0)
+    doc.last_run_at = start.timestamp()
+    values = {"last_execution": doc.last_execution, "last_run_at": doc.last_run_at}
+    values.update(doc.refresh_schedule())
+    try:
+        local.db.set_value(JOB_TYPE, doc.name, values, update_modified=False)
+        local.db.commit()
+    except JobbenchError as exc:
+        local.db.rollback()
+        _report(doc, "could not record last_execution", exc)
+
+
+def _report(doc: Any, what: str, exc: BaseException) -> None:
+    print(
+        f"jobbench: scheduled job {doc.name} on {current().site}: {what} ({exc}); running anyway",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _start_log(doc: Any) -> str | None:
     local = current()
     job = local.job
-    with site_context(local.site, local.bench.path) as ctx:
-        entry = ctx.doctypes()[LOG](
-            scheduled_job_type=doc.name,
-            status="Start",
-            start=ctx.now(),
-            job_id=getattr(job, "id", None),
-        )
-        entry.insert()
-        ctx.db.commit()
-        return str(entry.name)
+    try:
+        with site_context(local.site, local.bench.path) as ctx:
+            entry = ctx.doctypes()[LOG](
+                scheduled_job_type=doc.name,
+                status="Start",
+                start=ctx.now(),
+                job_id=getattr(job, "id", None),
+            )
+            entry.insert()
+            ctx.db.commit()
+            return str(entry.name)
+    except Exception as exc:  # noqa: BLE001 - a log must never stop the run
+        _report(doc, "could not write its Scheduled Job Log", exc)
+        return None
 
 
 def _finish_log(name: str, status: str, details: str | None) -> None:
     local = current()
-    with site_context(local.site, local.bench.path) as ctx:
-        ctx.db.set_value(LOG, name, {"status": status, "details": details, "end": ctx.now()})
-        ctx.db.commit()
+    try:
+        with site_context(local.site, local.bench.path) as ctx:
+            ctx.db.set_value(LOG, name, {"status": status, "details": details, "end": ctx.now()})
+            ctx.db.commit()
+    except Exception as exc:  # noqa: BLE001 - the run's own outcome stands
+        print(
+            f"jobbench: Scheduled Job Log {name} on {local.site}: could not record {status} "
+            f"({exc}); the settle step ends logs left at Start",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def fail_open_logs(site: str, bench_path: Any, job_type: str, reason: str) -> int:
@@ -106,8 +148,8 @@ def fail_open_logs(site: str, bench_path: Any, job_type: str, reason: str) -> in
         return len(names)
 
 
-def enqueue_job_type(doc: Any, slot: int | None, force: bool = False) -> str:
-    """Enqueue a run of ``doc`` unless its previous run is pending (``force`` skips that).
+def enqueue_job_type(doc: Any, slot: int | None) -> str:
+    """Enqueue a run of ``doc`` unless its previous run is still queued or started.
 
     ``slot`` is the slot's identity (UTC epoch); the broker refuses the same slot twice, so
     several schedulers can try the same slot and only one run is enqueued. Returns
@@ -119,9 +161,7 @@ def enqueue_job_type(doc: Any, slot: int | None, force: bool = False) -> str:
     local = current()
     job_id = job_id_for(doc.name)
     if is_job_enqueued(job_id):
-        if not force:
-            return "pending"
-        job_id = f"{job_id}::{uuid.uuid4().hex[:8]}"  # never overwrite the pending run
+        return "pending"
     once = f"{local.site}|{doc.name}|{slot}" if slot is not None else None
     user = local.session.user
     local.session.user = "Administrator"  # scheduled jobs run as Administrator

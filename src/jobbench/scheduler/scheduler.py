@@ -25,13 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
 
 from jobbench.bench import Bench
 from jobbench.brokers.factory import get_broker
-from jobbench.context import site_context
+from jobbench.context import SiteLocal, site_context
 from jobbench.errors import BrokerError, JobbenchError
-from jobbench.scheduler.cron import slot_epoch
+from jobbench.scheduler.cron import DEFAULT_INTERVAL, schedule_basis, to_local
 from jobbench.scheduler.status import inactive_reason
 
 LEASE = "scheduler"
@@ -150,78 +151,105 @@ class Scheduler:
             if reason:
                 report.skipped_sites[site] = reason
                 return
-            zone = local.time_zone()
-            local_now = dt.datetime.fromtimestamp(now, ZoneInfo(zone)).replace(tzinfo=None)
-            due = local.db.get_all(
-                JOB_TYPE,
-                filters={"stopped": 0, "next_execution": ("<=", local_now)},
-                pluck="name",
-                order_by="next_execution asc",
-            )
-            for name in due:
-                self._run_due(local, name, local_now, zone, report)
+            interval = int(local.conf.get("scheduler_interval") or DEFAULT_INTERVAL)
+            basis = schedule_basis(local.time_zone(), interval)
+            for name in _candidates(local, now, basis):
+                self._run_due(local, name, now, basis, report)
 
     def _run_due(
-        self, local: object, name: str, local_now: dt.datetime, zone: str, report: TickReport
+        self, local: SiteLocal, name: str, now: float, basis: str, report: TickReport
     ) -> None:
-        from jobbench.context import current
         from jobbench.documents import get_doc
         from jobbench.scheduler.run import enqueue_job_type
 
-        db = current().db
         try:
             doc = get_doc(JOB_TYPE, name)
-            slot = slot_epoch(doc.next_execution, zone)
-            doc.last_execution = local_now
-            doc.get_next_execution()  # a corrupt schedule fails here, before any enqueue
+            if doc.next_run_at is None or doc.schedule_basis != basis:
+                # last_execution, the schedule, the zone or the interval changed since the
+                # next run was derived: derive it again, and only then judge due-ness
+                local.db.set_value(JOB_TYPE, name, doc.refresh_schedule(), update_modified=False)
+                local.db.commit()
+            if doc.next_run_at > now:
+                return
+            slot = int(doc.next_run_at)
             outcome = enqueue_job_type(doc, slot=slot)
             if outcome == "duplicate":
-                outcome = _slot_after_duplicate(doc, local_now, zone)
+                outcome = _slot_after_duplicate(doc, now)
             if outcome == "pending":
-                report.blocked.append(f"{current().site}:{name}")
+                report.blocked.append(f"{local.site}:{name}")
                 return
-            _save_run(doc, local_now)
+            _save_run(doc, now)
             if outcome == "enqueued":
-                report.enqueued.append(f"{current().site}:{name}")
+                report.enqueued.append(f"{local.site}:{name}")
         except JobbenchError as exc:  # one bad job type never stops the others
-            db.rollback()
-            report.errors.append(f"{current().site}:{name}: {exc}")
-            self.log(f"{current().site}: {name}: {exc}")
+            local.db.rollback()
+            report.errors.append(f"{local.site}:{name}: {exc}")
+            self.log(f"{local.site}: {name}: {exc}")
 
     def log(self, message: str) -> None:
         if not self.quiet:
             print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def _slot_after_duplicate(doc: Any, local_now: dt.datetime, zone: str) -> str:
+def _candidates(local: SiteLocal, now: float, basis: str) -> list[str]:
+    """Job types that are due, or whose next run must be derived again (NULL: changed behind
+    the document's back, see ``reschedule.py``; another basis: the zone or interval changed).
+    Every term is an indexed lookup, so the cost follows those rows, not the table."""
+    table = local.doctypes()[JOB_TYPE].get_meta().table
+    c = table.c
+    stmt = (
+        sa.select(c.name)
+        .where(
+            sa.not_(sa.func.coalesce(c.stopped, sa.false())),
+            sa.or_(
+                c.next_run_at <= now,
+                c.next_run_at.is_(None),
+                c.schedule_basis.is_(None),
+                c.schedule_basis < basis,
+                c.schedule_basis > basis,
+            ),
+        )
+        .order_by(c.next_run_at)
+    )
+    return [str(row[0]) for row in local.db.execute(stmt)]
+
+
+def _slot_after_duplicate(doc: Any, now: float) -> str:
     """The stored slot was enqueued already: by a scheduler ticking it right now, or by one
     that died between its enqueue and its save. In the second case the slot after it may be
-    due as well; enqueue that one (once) instead of skipping it when saving ``local_now``."""
+    due as well; enqueue that one (once) instead of skipping it when saving the run."""
     from jobbench.scheduler.run import enqueue_job_type
 
-    doc.last_execution = doc.next_execution
-    following = doc.get_next_execution()
-    doc.last_execution = local_now
-    if following > local_now:
+    following = doc.next_instant(after=dt.datetime.fromtimestamp(doc.next_run_at, dt.UTC))
+    if following.timestamp() > now:
         return "duplicate"
-    return enqueue_job_type(doc, slot=slot_epoch(following, zone))
+    return enqueue_job_type(doc, slot=int(following.timestamp()))
 
 
-def _save_run(doc: Any, local_now: dt.datetime) -> None:
-    """Save ``last_execution`` and commit. Another scheduler may save the same job type for
-    the same slot at this very moment; on SQLite that makes this transaction's read snapshot
-    stale ("database is locked" at once). Then write the same values again, in a transaction
-    whose first statement is the write, so it simply waits for the other one."""
+def _save_run(doc: Any, now: float) -> None:
+    """Record the run (last_execution = the tick time, the next slot after it) and commit.
+
+    Another scheduler may save the same job type for the same slot at this very moment; on
+    SQLite that makes this transaction's read snapshot stale ("database is locked" at once).
+    Then write the same values again, in a transaction whose first statement is the write, so
+    it simply waits for the other one."""
     from jobbench.context import current
     from jobbench.errors import LockWaitTimeoutError
 
     db = current().db
+    instant = dt.datetime.fromtimestamp(now, dt.UTC)
+    zone = current().time_zone()
+    values: dict[str, Any] = {
+        "last_execution": to_local(instant, zone).replace(fold=0),
+        "last_run_at": now,
+    }
+    doc.update(values)
+    values.update(doc.refresh_schedule(after=instant))
     try:
-        doc.save()  # sets next_execution from last_execution before it writes
+        db.set_value(JOB_TYPE, doc.name, values, update_modified=False)
         db.commit()
         return
     except LockWaitTimeoutError:
         db.rollback()
-    values = {"last_execution": local_now, "next_execution": doc.next_execution}
     db.set_value(JOB_TYPE, doc.name, values, update_modified=False)
     db.commit()

@@ -78,3 +78,34 @@ def is_time_zone(name: str) -> bool:
 def now_in(zone: str) -> datetime:
     """Naive wall-clock time in ``zone`` (documents store naive local datetimes, like Frappe)."""
     return datetime.now(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def now_datetime() -> datetime:
+    """Now, naive, in the current site's time zone (the machine's outside a site context)."""
+    from jobbench.context import _current
+
+    local = _current.get()
+    return local.now() if local is not None else datetime.now()
+
+
+def get_datetime(value: Any = None) -> datetime:
+    """Frappe's ``get_datetime``: None is now, a date is its midnight, a string is parsed
+    (``"2019-01-01 00:00:00"``, ISO 8601 with ``T`` or microseconds, a bare date)."""
+    import datetime as dt
+
+    if value is None:
+        return now_datetime()
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, dt.date):
+        return datetime.combine(value, dt.time())
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            from jobbench.errors import ValidationError
+
+            raise ValidationError(
+                f"{value!r} is not a datetime (expected e.g. '2019-01-01 00:00:00')"
+            ) from None
+    raise TypeError(f"get_datetime() takes a datetime, date or string, not {type(value).__name__}")
