@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobbench.context import current, get_controller
-from jobbench.errors import MandatoryError, ValidationError
+from jobbench.errors import DoesNotExistError, MandatoryError, ValidationError
 from jobbench.model import query
 from jobbench.model.document import Document, load_doc
 from jobbench.utils import call_with_accepted_kwargs, import_path
@@ -19,10 +19,13 @@ def new_doc(doctype: str, **fields: Any) -> Any:
     return get_controller(doctype)(**fields)
 
 
-def get_doc(doctype: str | dict[str, Any], name: str | None = None, **fields: Any) -> Any:
+def get_doc(
+    doctype: str | dict[str, Any], name: str | dict[str, Any] | None = None, **fields: Any
+) -> Any:
     """``get_doc(doctype, name)`` loads; ``get_doc({"doctype": ..., ...})`` builds a new one.
 
-    A single doctype loads with ``get_doc("System Settings")``."""
+    A single doctype loads with ``get_doc("System Settings")``; ``get_doc(doctype, filters)``
+    loads the first document matching a filter dict."""
     if isinstance(doctype, dict):
         values = dict(doctype)
         dt = values.pop("doctype", None)
@@ -32,6 +35,11 @@ def get_doc(doctype: str | dict[str, Any], name: str | None = None, **fields: An
     cls = get_controller(doctype)
     if name is None and not cls.get_meta().issingle:
         raise MandatoryError(f"get_doc('{doctype}') needs a name")
+    if isinstance(name, dict):  # get_doc(doctype, {"method": ...}): the first match, as Frappe
+        found = query.exists(current().db, doctype, name)
+        if not found:
+            raise DoesNotExistError(f"{doctype} matching {name!r} not found")
+        name = found
     return load_doc(cls, name or doctype)
 
 

@@ -133,9 +133,12 @@ def enable_flag(bench: Path) -> str | None:
 
 
 def status(bench: Path) -> dict[str, Any]:
-    rows = json.loads(ok(jb(bench, "scheduler", "status", "--format", "json")))
-    assert [r["site"] for r in rows] == [SITE]
-    return rows[0]
+    """bench's JSON for one site: exactly ``{"status": ..., "site": ...}``, in that order."""
+    text = ok(jb(bench, "scheduler", "status", "-f", "json"))
+    state = json.loads(text)
+    assert list(state) == ["status", "site"] and state["site"] == SITE
+    assert text == f'{{"status": "{state["status"]}", "site": "{SITE}"}}\n'
+    return dict(state)
 
 
 def logs(bench: Path) -> list[tuple[str, str, str | None]]:
@@ -150,44 +153,68 @@ def marks(bench: Path) -> list[list[str]]:
     return [ln.split("\t") for ln in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_status_of_a_new_site_is_active(bench: Path) -> None:
-    assert ok(jb(bench, "scheduler", "status")) == f"Scheduler is active for site {SITE}\n"
-    assert status(bench) == {"site": SITE, "status": "active", "reason": None}
+def test_status_of_a_new_site_is_enabled_in_benchs_words(bench: Path) -> None:
+    assert ok(jb(bench, "scheduler", "status")) == f"Scheduler is enabled for site {SITE}\n"
+    assert status(bench) == {"status": "enabled", "site": SITE}
 
 
 @pytest.mark.parametrize(
-    ("off", "on"),
+    ("off", "on", "said_off", "said_on"),
     [
-        (("disable-scheduler",), ("enable-scheduler",)),
-        (("scheduler", "disable"), ("scheduler", "enable")),
+        (("disable-scheduler",), ("enable-scheduler",), "Disabled for {}", "Enabled for {}"),
+        (
+            ("scheduler", "disable"),
+            ("scheduler", "enable"),
+            "Scheduler is disabled for site {}",
+            "Scheduler is enabled for site {}",
+        ),
     ],
 )
-def test_disable_and_enable_switch_system_settings(
-    bench: Path, off: tuple[str, ...], on: tuple[str, ...]
+def test_disable_and_enable_switch_system_settings_with_benchs_messages(
+    bench: Path, off: tuple[str, ...], on: tuple[str, ...], said_off: str, said_on: str
 ) -> None:
-    assert ok(jb(bench, *off)) == f"Scheduler is disabled for site {SITE}\n"
+    assert ok(jb(bench, *off)) == said_off.format(SITE) + "\n"
     assert enable_flag(bench) in ("0", "false", "False")
-    state = status(bench)
-    assert state["status"] == "inactive" and "enable_scheduler is off" in state["reason"]
+    assert status(bench)["status"] == "disabled"
     text = ok(jb(bench, "scheduler", "status"))
-    assert text.startswith(f"Scheduler is inactive for site {SITE}: ")
-    assert "enable_scheduler is off" in text
+    first, why = text.splitlines()
+    assert first == f"Scheduler is disabled for site {SITE}"
+    assert "enable_scheduler is off" in why
 
-    assert ok(jb(bench, *on)) == f"Scheduler is enabled for site {SITE}\n"
+    assert ok(jb(bench, *on)) == said_on.format(SITE) + "\n"
     assert enable_flag(bench) in ("1", "true", "True")
-    assert status(bench)["status"] == "active"
+    assert status(bench)["status"] == "enabled"
+
+
+@pytest.mark.parametrize(
+    ("action", "word"),
+    [("disable", "disabled"), ("enable", "enabled"), ("pause", "paused"), ("resume", "resumed")],
+)
+def test_scheduler_actions_answer_benchs_json(bench: Path, action: str, word: str) -> None:
+    out = ok(jb(bench, "scheduler", action, "--format", "json"))
+    assert out == f'{{"status": "{word}", "site": "{SITE}"}}\n'
+
+
+def test_status_of_several_sites_is_a_list(bench: Path) -> None:
+    ok(run_cli("new-site", "site2", cwd=bench))
+    ok(run_cli("--site", "site2", "scheduler", "pause", cwd=bench))
+    rows = json.loads(ok(run_cli("--site", "all", "scheduler", "status", "-f", "json", cwd=bench)))
+    assert sorted((r["site"], r["status"]) for r in rows) == [
+        (SITE, "enabled"),
+        ("site2", "disabled"),
+    ]
 
 
 def test_pause_and_resume_write_the_site_config(bench: Path) -> None:
     assert ok(jb(bench, "scheduler", "pause")) == f"Scheduler is paused for site {SITE}\n"
     assert site_config(bench)["pause_scheduler"] == 1
-    state = status(bench)
-    assert state["status"] == "inactive" and "paused" in state["reason"]
+    assert status(bench)["status"] == "disabled"  # bench: paused counts as disabled
+    assert "paused" in ok(jb(bench, "scheduler", "status")).splitlines()[1]
 
     assert ok(jb(bench, "scheduler", "resume")) == f"Scheduler is resumed for site {SITE}\n"
     assert "pause_scheduler" not in site_config(bench)
     assert site_config(bench)["installed_apps"] == ["tapp", "capp"]
-    assert status(bench)["status"] == "active"
+    assert status(bench)["status"] == "enabled"
 
 
 def test_maintenance_mode_on_and_off(bench: Path) -> None:
@@ -195,14 +222,14 @@ def test_maintenance_mode_on_and_off(bench: Path) -> None:
         f"Maintenance mode is on for site {SITE}\n"
     )
     assert site_config(bench)["maintenance_mode"] == 1
-    state = status(bench)
-    assert state["status"] == "inactive" and "maintenance_mode" in state["reason"]
+    assert status(bench)["status"] == "disabled"
+    assert "maintenance_mode" in ok(jb(bench, "scheduler", "status")).splitlines()[1]
 
     assert ok(jb(bench, "set-maintenance-mode", "off")) == (
         f"Maintenance mode is off for site {SITE}\n"
     )
     assert not site_config(bench)["maintenance_mode"]
-    assert status(bench)["status"] == "active"
+    assert status(bench)["status"] == "enabled"
 
 
 def test_bad_arguments_are_usage_errors(bench: Path) -> None:

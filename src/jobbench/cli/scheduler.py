@@ -3,6 +3,7 @@ trigger-scheduler-event and scheduled-jobs list."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -25,18 +26,41 @@ def schedule_command(state: CliState, quiet: bool) -> None:
     sys.exit(Scheduler(state.bench, quiet=quiet).run())
 
 
-def _set_enabled(state: CliState, enabled: bool) -> None:
+BENCH_FORMAT = click.option(  # bench's own spelling: --format / -f, text or json
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def _say(site: str, status: str, fmt: str) -> None:
+    """bench's line: ``Scheduler is <status> for site <site>``, or its JSON object."""
+    if fmt == "json":
+        click.echo(json.dumps({"status": status, "site": site}))
+    else:
+        click.echo(f"Scheduler is {status} for site {site}")
+
+
+def _set_enabled(state: CliState, enabled: bool, fmt: str | None = "text") -> None:
+    """System Settings' enable_scheduler; ``fmt=None`` prints enable-scheduler's line."""
+    from jobbench.model.query import write_singles
+
     for site in state.sites():
         with site_context(site, state.bench.path) as local:
             settings = local.doctypes()["System Settings"].get_meta()
-            from jobbench.model.query import write_singles
-
             write_singles(local.db, settings, {"enable_scheduler": enabled})
             local.db.commit()
-        click.echo(f"Scheduler is {'enabled' if enabled else 'disabled'} for site {site}")
+        if fmt is None:
+            click.echo(f"{'Enabled' if enabled else 'Disabled'} for {site}")
+        else:
+            _say(site, "enabled" if enabled else "disabled", fmt)
 
 
-def _set_paused(state: CliState, paused: bool) -> None:
+def _set_paused(state: CliState, paused: bool, fmt: str) -> None:
     bench = state.bench
     for site in state.sites(bench):
         if paused:
@@ -47,53 +71,56 @@ def _set_paused(state: CliState, paused: bool) -> None:
             from jobbench.config import write_json
 
             write_json(bench.site_config_path(site), current)
-        click.echo(f"Scheduler is {'paused' if paused else 'resumed'} for site {site}")
+        _say(site, "paused" if paused else "resumed", fmt)
 
 
 @cli.command("enable-scheduler")
 @pass_state
 def enable_scheduler(state: CliState) -> None:
     """Turn the scheduler on for the site (System Settings)."""
-    _set_enabled(state, True)
+    _set_enabled(state, True, None)
 
 
 @cli.command("disable-scheduler")
 @pass_state
 def disable_scheduler(state: CliState) -> None:
     """Turn the scheduler off for the site (System Settings)."""
-    _set_enabled(state, False)
+    _set_enabled(state, False, None)
 
 
 @cli.command("scheduler")
 @click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable", "status"]))
-@format_option
+@BENCH_FORMAT
 @pass_state
 def scheduler_command(state: CliState, action: str, fmt: str) -> None:
     """pause|resume (site config) | enable|disable (System Settings) | status."""
     if action in ("enable", "disable"):
-        _set_enabled(state, action == "enable")
+        _set_enabled(state, action == "enable", fmt)
     elif action in ("pause", "resume"):
-        _set_paused(state, action == "pause")
+        _set_paused(state, action == "pause", fmt)
     else:
         _status(state, fmt)
 
 
 def _status(state: CliState, fmt: str) -> None:
+    """bench's status: "enabled" when the scheduler serves the site, else "disabled" (paused
+    and maintenance mode included, as bench counts them); the text form says why beneath. JSON
+    is bench's one object for one site, a list of them for several."""
     from jobbench.scheduler.status import inactive_reason
 
     rows = []
     for site in state.sites():
         with site_context(site, state.bench.path) as local:
             reason = inactive_reason(local)
-        rows.append({"site": site, "status": "inactive" if reason else "active", "reason": reason})
+        rows.append({"status": "disabled" if reason else "enabled", "site": site, "why": reason})
     if fmt == "json":
-        echo_json(rows)
+        objects = [{"status": r["status"], "site": r["site"]} for r in rows]
+        click.echo(json.dumps(objects[0] if len(objects) == 1 else objects))
         return
     for row in rows:
-        if row["reason"]:
-            click.echo(f"Scheduler is inactive for site {row['site']}: {row['reason']}")
-        else:
-            click.echo(f"Scheduler is active for site {row['site']}")
+        _say(row["site"], row["status"], "text")
+        if row["why"]:
+            click.echo(f"  (not running: {row['why']})")
 
 
 @cli.command("set-maintenance-mode")
