@@ -45,8 +45,8 @@ def build(root: Path, sites: int, types: int, due: int) -> Path:
                     "Scheduled Job Type", method=f"tickapp.tasks.job_{i}", frequency="Daily"
                 )
                 doc.insert()
-                if i < due:  # make it due: it last ran two days ago
-                    doc.db_set("next_execution", past, update_modified=False)
+                if i < due:  # make it due: it last ran two days ago (the trigger re-derives)
+                    doc.db_set("last_execution", past, update_modified=False)
             frappe.db.commit()
     return bench.path
 

@@ -33,6 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the chaos suite's long form (10,000 jobs, more slots and examples)",
     )
+    parser.addoption(
+        "--scheduler-long",
+        action="store_true",
+        default=False,
+        help="run the DST scheduler tests' long form (two full years of ticks in every zone)",
+    )
 
 
 def _answers(host: str, port: int) -> bool:

@@ -179,6 +179,8 @@ HOOK_FUNCS = [
     "daily_long_job",
     "weekly_long_job",
     "monthly_long_job",
+    "hourly_maintenance_job",
+    "daily_maintenance_job",
     "cron_job",
     "cron_long_job",
     "other_job",

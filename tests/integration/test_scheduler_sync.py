@@ -24,6 +24,8 @@ ALL_EVENTS: dict[str, Any] = {
     "daily_long": [F + "daily_long_job"],
     "weekly_long": [F + "weekly_long_job"],
     "monthly_long": [F + "monthly_long_job"],
+    "hourly_maintenance": [F + "hourly_maintenance_job"],
+    "daily_maintenance": [F + "daily_maintenance_job"],
     "cron": {"0/15 * * * *": [F + "cron_job"]},
     "cron_long": {"0 3 * * *": [F + "cron_long_job"]},
 }
@@ -42,6 +44,8 @@ EXPECTED = {
     "daily_long_job": ("Daily Long", None, None, "long", True),
     "weekly_long_job": ("Weekly Long", None, None, "long", True),
     "monthly_long_job": ("Monthly Long", None, None, "long", True),
+    "hourly_maintenance_job": ("Hourly Maintenance", None, None, "long", True),
+    "daily_maintenance_job": ("Daily Maintenance", None, None, "long", True),
     "cron_job": ("Cron", "0/15 * * * *", None, "default", False),
     "cron_long_job": ("Cron", "0 3 * * *", "long", "long", False),
 }
@@ -268,3 +272,77 @@ def test_migrate_from_the_cli_reports_added_job_types_and_warnings(sched_sqlite:
     assert "added scheduled job type hookfuncs.hourly_job" in done.stdout
     assert f"Warning: sapp: scheduler_events['hourly']: '{F}missing'" in done.stderr
     assert [r["method"] for r in sched.job_types()] == [F + "hourly_job"]
+
+
+def test_a_padded_cron_is_stored_stripped_and_causes_no_update_on_migrate(
+    sched_sqlite: Sched,
+) -> None:
+    sched = sched_sqlite
+    sched.write_hooks({"cron": {"  0/15   *  * * *  ": [F + "cron_job"]}})
+    first = sched.migrate()
+    assert len(first.inserted) == 1 and not first.warnings
+    (row,) = sched.job_types()
+    assert row["cron_format"] == "0/15 * * * *"
+    again = sched.migrate()
+    assert (again.inserted, again.updated, again.deleted) == ([], [], [])
+
+
+def test_cron_aliases_are_accepted_and_stored_as_written(sched_sqlite: Sched) -> None:
+    sched = sched_sqlite
+    aliases = ["@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"]
+    funcs = ["every", "hourly_job", "daily_job", "weekly_job", "monthly_job", "yearly_job"]
+    funcs.append("annual_job")
+    sched.write_hooks({"cron": {a: [F + f] for a, f in zip(aliases, funcs, strict=True)}})
+    report = sched.migrate()
+    assert not report.warnings and len(report.inserted) == len(aliases)
+    by_method = _by_method(sched)
+    expected_next = {  # the alias's expansion decides the next run
+        "@hourly": ("Hourly", None),
+        "@daily": ("Daily", None),
+        "@midnight": ("Daily", None),
+        "@weekly": ("Weekly", None),
+        "@monthly": ("Monthly", None),
+        "@yearly": ("Yearly", None),
+        "@annually": ("Yearly", None),
+    }
+    for alias, func in zip(aliases, funcs, strict=True):
+        row = by_method[func]
+        assert (row["frequency"], row["cron_format"]) == ("Cron", alias)
+        frequency, cron = expected_next[alias]
+        assert row["next_execution"] == next_execution(frequency, cron, row["creation"], ZONE)
+
+
+def test_a_method_under_two_keys_gets_one_job_type_of_the_later_key_and_a_warning(
+    sched_sqlite: Sched,
+) -> None:
+    sched = sched_sqlite
+    sched.write_hooks({"daily": [F + "other_job"], "hourly_long": [F + "other_job"]})
+    report = sched.migrate()
+    (row,) = sched.job_types()
+    assert (row["method"], row["frequency"]) == (F + "other_job", "Hourly Long")
+    (warning,) = report.warnings
+    assert "scheduler_events['daily']" in warning and "scheduler_events['hourly_long']" in warning
+    assert F + "other_job" in warning
+    again = sched.migrate()  # stable: no flip-flop between the two keys
+    assert (again.inserted, again.updated, again.deleted) == ([], [], [])
+    (row,) = sched.job_types()
+    assert row["frequency"] == "Hourly Long"
+
+
+def test_trigger_scheduler_event_runs_the_maintenance_job_types(sched_sqlite: Sched) -> None:
+    sched = sched_sqlite
+    sched.write_hooks(
+        {
+            "hourly_maintenance": [F + "hourly_maintenance_job"],
+            "daily_maintenance": [F + "daily_maintenance_job"],
+            "hourly": [F + "hourly_job"],
+        }
+    )
+    sched.migrate()
+    done = sched.cli("trigger-scheduler-event", "hourly_maintenance")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("Ran ") and "hourly_maintenance_job" in line
+    logged = {lg["scheduled_job_type"] for lg in sched.logs() if lg["status"] == "Complete"}
+    names = {r["method"].removeprefix(F): r["name"] for r in sched.job_types()}
+    assert logged == {names["hourly_maintenance_job"]}

@@ -56,8 +56,8 @@ def job_type_action(bench: Bench, site: str, name: str, action: str) -> str:
             doc.save()
             message = f"{name}: {'stopped' if doc.stopped else 'resumed'}"
         elif action == "execute":
-            doc.enqueue(force=True)
-            message = f"{name}: run enqueued"
+            enqueued = doc.enqueue(force=True)  # never beside a run still queued or running
+            message = f"{name}: run enqueued" if enqueued else f"{name}: a run is already pending"
         elif action == "skip":
             doc.skip_next_execution()
             message = f"{name}: next run is now {doc.next_execution}"
