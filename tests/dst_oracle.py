@@ -19,6 +19,7 @@ resolved one wall time at a time; two years of ``All`` every 240 s cost well und
 from __future__ import annotations
 
 import bisect
+import collections
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterator
@@ -285,6 +286,30 @@ def dst_changes(
 def iso(epoch: float, zone_name: str = "UTC") -> str:
     """An epoch as a readable instant of ``zone_name`` (for assertion messages)."""
     return dt.datetime.fromtimestamp(epoch, ZoneInfo(zone_name)).isoformat()
+
+
+def difference(got: list[int], expected: tuple[int, ...] | list[int], zone_name: str) -> str | None:
+    """None when ``got == expected``, else the first difference spelled out as local instants
+    (with what is missing and what is extra)."""
+    if list(got) == list(expected):
+        return None
+    i = next(
+        (k for k, (g, e) in enumerate(zip(got, expected, strict=False)) if g != e),
+        min(len(got), len(expected)),
+    )
+
+    def show(seq: list[int] | tuple[int, ...]) -> list[str]:
+        return [iso(e, zone_name) for e in seq]
+
+    missing = sorted(set(expected) - set(got))[:5]
+    extra = sorted(set(got) - set(expected))[:5]
+    twice = sorted(e for e, n in collections.Counter(got).items() if n > 1)[:5]
+    return (
+        f"{len(got)} slots, expected {len(expected)}; first difference at #{i}:\n"
+        f"  got      {show(got[max(0, i - 2) : i + 3])}\n"
+        f"  expected {show(expected[max(0, i - 2) : i + 3])}\n"
+        f"  missing {show(missing)}\n  extra   {show(extra)}\n  twice   {show(twice)}"
+    )
 
 
 def local_day(epochs: Iterator[int] | tuple[int, ...], zone_name: str, day: dt.date) -> list[int]:

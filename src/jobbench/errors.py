@@ -23,7 +23,10 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
     ├── DatabaseError                the site database failed or refused
     │   ├── DatabaseUnavailableError cannot connect (names the URL, password hidden)
     │   ├── QueryDeadlockError       the database chose this transaction as a deadlock victim
-    │   └── LockWaitTimeoutError     a lock wait timed out
+    │   └── QueryTimeoutError        a statement ran past its time limit (statement_timeout,
+    │       │                        max_statement_time) or was canceled
+    │       └── LockWaitTimeoutError a lock wait timed out (MariaDB 1205, PostgreSQL
+    │                                lock_timeout, SQLite "database is locked")
     ├── BrokerError                  the queue broker failed or refused
     │   ├── BrokerUnavailable        cannot reach Redis / the SQLite queue file (names it)
     │   └── QueueOverloaded          the queue already holds max_queued_jobs
@@ -109,8 +112,19 @@ class QueryDeadlockError(DatabaseError):
     """The transaction was rolled back by the database to break a deadlock."""
 
 
-class LockWaitTimeoutError(DatabaseError):
-    """The transaction waited too long for a lock."""
+class QueryTimeoutError(DatabaseError):
+    """A statement took longer than the database allows, or waited too long for a lock.
+
+    Frappe's name for what its database layer raises on a lock-wait timeout (MariaDB 1205) and
+    on PostgreSQL's query cancellation. Here it is raised for statement timeouts (PostgreSQL
+    ``statement_timeout`` / SQLSTATE 57014, MariaDB ``max_statement_time`` / 1969, MySQL
+    ``max_execution_time`` / 3024), and it is the parent of ``LockWaitTimeoutError``, so
+    ``except QueryTimeoutError`` written for Frappe also catches lock-wait timeouts. Workers
+    retry a job that raises it in place, like a deadlock."""
+
+
+class LockWaitTimeoutError(QueryTimeoutError):
+    """The transaction waited too long for a lock (a ``QueryTimeoutError``, as in Frappe)."""
 
 
 class BrokerError(JobbenchError):
@@ -187,6 +201,7 @@ __all__ = [
     "LockWaitTimeoutError",
     "MandatoryError",
     "QueryDeadlockError",
+    "QueryTimeoutError",
     "SiteError",
     "SiteExistsError",
     "SiteNotFoundError",

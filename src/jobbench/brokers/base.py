@@ -294,3 +294,8 @@ class Broker(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections. The broker may not be used afterwards."""
+
+    def client(self) -> Any:
+        """The broker's own client object, handed to RQ-style job callbacks as their
+        ``connection`` argument: a ``redis.Redis`` for the Redis broker; None here (SQLite)."""
+        return None

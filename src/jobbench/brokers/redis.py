@@ -180,6 +180,10 @@ class RedisBroker(Broker):
     def _client(self) -> redis.Redis:
         return self._connection()[1]
 
+    def client(self) -> redis.Redis:
+        """This process' Redis client (RQ-style callbacks get it as ``connection``)."""
+        return self._client()
+
     def _unavailable(self, exc: Exception) -> NoReturn:
         raise BrokerUnavailable(
             f"cannot reach the Redis broker at {self._safe_url}: {exc}; check that redis-server "

@@ -79,8 +79,24 @@ class SQLiteBroker(Broker):
         self._closed = False
         try:
             self._conn().executescript(SCHEMA)  # idempotent DDL; executescript commits itself
+            self._add_missing_columns()
         except sqlite3.Error as exc:
             raise BrokerUnavailable(f"cannot set up the SQLite broker {self.path}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """A queue file made by an older version lacks the record fields added since (such as
+        ``event``): add them (NULL for the stored jobs). Two processes may race here; the
+        loser's "duplicate column" is harmless."""
+        conn = self._conn()
+        have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        for column in COLUMNS:
+            if column in have:
+                continue
+            try:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
     # -- connections --------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -161,10 +161,10 @@ def jobs_list(
     state: CliState, status: str | None, queue: str | None, all_sites: bool, limit: int, fmt: str
 ) -> None:
     """Jobs of the site, newest first."""
-    from jobbench.jobs.job import get_jobs
+    from jobbench.jobs.job import list_jobs
 
     with _site_ctx(state):
-        jobs = get_jobs(site="all" if all_sites else None, queue=queue, status=status, limit=limit)
+        jobs = list_jobs(site="all" if all_sites else None, queue=queue, status=status, limit=limit)
         rows = [j.to_dict() for j in jobs]
     if fmt == "json":
         echo_json(rows)

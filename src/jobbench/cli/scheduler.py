@@ -108,19 +108,18 @@ def _status(state: CliState, fmt: str) -> None:
     is bench's one object for one site, a list of them for several."""
     from jobbench.scheduler.status import inactive_reason
 
-    rows = []
+    rows: list[tuple[str, str | None]] = []
     for site in state.sites():
         with site_context(site, state.bench.path) as local:
-            reason = inactive_reason(local)
-        rows.append({"status": "disabled" if reason else "enabled", "site": site, "why": reason})
+            rows.append((site, inactive_reason(local)))
     if fmt == "json":
-        objects = [{"status": r["status"], "site": r["site"]} for r in rows]
+        objects = [{"status": "disabled" if why else "enabled", "site": s} for s, why in rows]
         click.echo(json.dumps(objects[0] if len(objects) == 1 else objects))
         return
-    for row in rows:
-        _say(row["site"], row["status"], "text")
-        if row["why"]:
-            click.echo(f"  (not running: {row['why']})")
+    for site, why in rows:
+        _say(site, "disabled" if why else "enabled", "text")
+        if why:
+            click.echo(f"  (not running: {why})")
 
 
 @cli.command("set-maintenance-mode")

@@ -90,14 +90,21 @@ def _unimportable_reason(method: Any, module: str | None, qualname: str | None) 
 
 
 def _timeout(timeout: Any, default: int) -> int:
+    """Seconds for the job: None or 0 is the queue's default (Frappe's ``if not timeout``),
+    -1 is none; anything else must be a positive number (a bool is refused)."""
     if timeout is None:
         return default
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise JobError(f"timeout must be seconds (a number) or -1, got {timeout!r}")
+        raise JobError(f"timeout must be seconds (a number), 0 or -1, got {timeout!r}")
+    if timeout == 0:
+        return default
     if timeout == -1:
         return -1
-    if timeout <= 0:
-        raise JobError(f"timeout must be > 0 seconds, or -1 for none; got {timeout!r}")
+    if timeout < 0:
+        raise JobError(
+            f"timeout must be > 0 seconds, 0 for the queue's default or -1 for none; "
+            f"got {timeout!r}"
+        )
     return int(max(1, round(timeout)))
 
 
@@ -118,34 +125,67 @@ def _payload(local: SiteLocal, kwargs: dict[str, Any]) -> tuple[bytes, str]:
         ) from None
 
 
+QUEUE_STARVATION_THRESHOLD = 16  # Frappe's: at_front_when_starved above this many queued jobs
+
+
 def enqueue(
     method: str | Callable[..., Any],
     queue: str = "default",
     timeout: int | float | None = None,
+    event: str | None = None,
     is_async: bool = True,
-    now: bool = False,
     job_name: str | None = None,
+    now: bool = False,
     enqueue_after_commit: bool = False,
-    at_front: bool = False,
-    track_job: bool = False,
     *,
-    job_id: str | None = None,
-    deduplicate: bool = False,
     on_success: str | Callable[..., Any] | None = None,
     on_failure: str | Callable[..., Any] | None = None,
+    at_front: bool = False,
+    job_id: str | None = None,
+    deduplicate: bool = False,
+    at_front_when_starved: bool = False,
+    track_job: bool = False,
     retry: int = 0,
     once_key: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Put ``method(**kwargs)`` on ``queue`` for a worker; see SPEC section 3.
 
-    ``once_key`` (used by the scheduler for slot identities): the broker enqueues at most
-    one job per key; a repeat returns None."""
+    The parameters up to ``enqueue_after_commit`` are positional in Frappe's order, so a
+    positional Frappe call ports unchanged; the rest are keyword-only, as in Frappe:
+
+    * ``timeout``: seconds; None or 0 means the queue's default (short/default 300, long 1500,
+      custom queues their ``workers`` timeout), -1 means none.
+    * ``event``: a label kept on the job record (not passed to the method);
+      ``jobbench purge-jobs --event X`` deletes the waiting jobs that carry it.
+    * ``is_async=False`` or ``now=True``: run the method here and now (``frappe.call``
+      semantics: kwargs it does not accept are dropped) and return its result. The legacy
+      ``async=`` keyword is taken as ``is_async``, as Frappe does.
+    * ``job_name``: a label (default: the method's dotted path); it does not deduplicate.
+    * ``enqueue_after_commit``: enqueue when the current transaction commits (dropped on
+      rollback); returns None.
+    * ``on_success`` / ``on_failure``: a function or dotted path, called in the worker after
+      the job; jobbench's ``(job, result)`` / ``(job, exc)`` or RQ's
+      ``(job, connection, result)`` / ``(job, connection, type, value, traceback)``, told
+      apart by their signature (jobbench.jobs.execute).
+    * ``at_front``: the head of the queue; ``at_front_when_starved``: the head only when the
+      queue already holds more than 16 queued jobs (Frappe's starvation threshold).
+    * ``job_id`` (namespaced by site), ``deduplicate`` (needs ``job_id``: skip, returning None,
+      while a job with that id is queued, started or waiting for a retry).
+    * ``track_job``, ``retry`` (jobbench's): a Background Task document that follows the job;
+      up to ``retry`` re-runs with backoff.
+    * ``once_key`` (used by the scheduler for slot identities): the broker enqueues at most
+      one job per key; a repeat returns None.
+
+    Returns the ``Job`` handle, or None when nothing was enqueued (yet)."""
+    is_async = kwargs.pop("async", is_async)  # Frappe's legacy spelling
     local = current()
     if now or not is_async:
         fn = method if callable(method) else resolve(method_path(method))
         return call_with_accepted_kwargs(fn, kwargs)
     default_timeout = validate_queue(local.conf, queue)
+    if event is not None and not isinstance(event, str):
+        raise JobError(f"event must be a string, got {event!r}")
     path = method_path(method)
     record = JobRecord(
         id=full_id(local.site, _job_id(job_id, deduplicate)),
@@ -159,11 +199,11 @@ def enqueue(
         retries_left=_retries(retry),
         on_success=method_path(on_success) if on_success else None,
         on_failure=method_path(on_failure) if on_failure else None,
+        event=event or None,
     )
     record.payload, record.serializer = _payload(local, kwargs)
-    push = functools.partial(
-        _push, local, record, _PushOptions(at_front, deduplicate, track_job, once_key), kwargs
-    )
+    opts = _PushOptions(at_front, at_front_when_starved, deduplicate, track_job, once_key)
+    push = functools.partial(_push, local, record, opts, kwargs)
     if enqueue_after_commit:
         local.db.after_commit.add(push)
         return None
@@ -187,6 +227,7 @@ def _retries(retry: Any) -> int:
 @dataclass(frozen=True)
 class _PushOptions:
     at_front: bool
+    at_front_when_starved: bool
     deduplicate: bool
     track_job: bool
     once_key: str | None
@@ -202,10 +243,14 @@ def _push(
         record.task_id = uuid.uuid4().hex
         tracking.create_task(local, record, kwargs)
     max_queued = local.conf.get("max_queued_jobs")
+    at_front = opts.at_front or (
+        opts.at_front_when_starved
+        and broker.queue_length(record.queue) > QUEUE_STARVATION_THRESHOLD
+    )
     try:
         taken = broker.enqueue(
             record,
-            at_front=opts.at_front,
+            at_front=at_front,
             deduplicate=opts.deduplicate,
             max_queued=int(max_queued) if max_queued else None,
             once_key=opts.once_key,
@@ -228,7 +273,12 @@ def enqueue_doc(
     now: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """Enqueue ``doc.<method>(**kwargs)``; the worker loads the document fresh."""
+    """Enqueue ``doc.<method>(**kwargs)``; the worker loads the document fresh.
+
+    Frappe's defaults are ``queue="default", timeout=300``; ours are ``queue="long",
+    timeout=4000``, which our SPEC and its seed document require. Keyword arguments that are
+    enqueue options (``job_id``, ``enqueue_after_commit``, ``event``, ...) go to ``enqueue``;
+    the others go to the method. The job runs ``jobbench.jobs.execute.run_doc_method``."""
     get_controller(doctype)  # an unknown doctype is refused here (DocTypeNotFoundError)
     if not name or not method:
         raise JobError("enqueue_doc needs a document name and a method name")
@@ -248,7 +298,9 @@ def enqueue_doc(
 
 
 _ENQUEUE_OPTIONS = {
+    "event",
     "is_async",
+    "async",
     "job_name",
     "enqueue_after_commit",
     "at_front",
@@ -257,6 +309,7 @@ _ENQUEUE_OPTIONS = {
     "deduplicate",
     "on_success",
     "on_failure",
+    "at_front_when_starved",
     "retry",
 }
 

@@ -1,16 +1,38 @@
 """Running one job inside a worker's executor (SPEC section 3, "Inside the worker").
 
-``execute_job`` opens the job's site context as the job's user, runs ``before_job`` hooks,
-calls the method, commits on success or rolls back and writes an Error Log on failure, runs
-``after_job`` hooks and the job's own ``after_job`` callbacks, and closes the context. A
-deadlock, lock-wait timeout or ``RetryBackgroundJobError`` is retried in place up to 5 times
-(1..5 s apart). It returns an ``Outcome``; recording it in the broker is the caller's job.
+``execute_job`` opens the job's site context as the job's user and then, as Frappe's
+``execute_job`` does:
+
+1. runs the ``before_job`` hooks with ``method`` (the dotted path), ``kwargs`` (the job's
+   arguments) and ``transaction_type="job"``;
+2. calls the method, then commits; on an error rolls back and writes an Error Log;
+3. runs the ``after_job`` hooks with ``method``, ``kwargs`` and ``result`` (None on failure),
+   after the commit or rollback, on success and on failure alike, then the job's own
+   ``jobbench.job.after_job`` callbacks;
+4. then (RQ's part in Frappe) the job's ``on_success`` / ``on_failure`` callback.
+
+Hooks (and callbacks) are called with the keyword arguments they accept, so a hook may take
+any subset (``frappe.call`` semantics); what a signature accepts is worked out once per hook
+and cached. An error in an ``after_job`` hook or callback is logged, not fatal.
+
+A deadlock (``QueryDeadlockError``), a timeout (``QueryTimeoutError``, which includes
+``LockWaitTimeoutError``) or ``RetryBackgroundJobError`` is retried in place up to 5 times,
+1, 2, 3, 4, 5 s apart. Each attempt runs the ``before_job`` hooks again, as Frappe's
+re-entered ``execute_job`` does; before it, the failed attempt's work is rolled back, the
+``jobbench.job.after_job`` callbacks it registered are dropped and the session user is put
+back, so the ``after_job`` hooks and callbacks run once, for the attempt that counted. Unlike
+Frappe, the site context is not re-opened between attempts (same connection, rolled back;
+``jobbench.flags`` kept).
+
+It returns an ``Outcome``; recording it in the broker is the caller's job.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +41,18 @@ from jobbench.brokers.base import Broker
 from jobbench.context import SiteLocal, site_context
 from jobbench.errors import (
     JobError,
-    LockWaitTimeoutError,
     QueryDeadlockError,
+    QueryTimeoutError,
     RetryBackgroundJobError,
 )
 from jobbench.jobs import serializer, tracking
 from jobbench.jobs.enqueue import resolve
 from jobbench.jobs.record import JobRecord
 from jobbench.model.database import CallbackManager
-from jobbench.utils import call_with_accepted_kwargs
 
 MAX_INPLACE_RETRIES = 5
-RETRYABLE = (QueryDeadlockError, LockWaitTimeoutError, RetryBackgroundJobError)
+# QueryTimeoutError covers LockWaitTimeoutError (its subclass) and statement timeouts.
+RETRYABLE = (QueryDeadlockError, QueryTimeoutError, RetryBackgroundJobError)
 
 
 class StopJob(BaseException):  # noqa: N818 - a control signal, not an error
@@ -48,7 +70,9 @@ class Outcome:
 
 @dataclass
 class JobContext:
-    """``jobbench.job`` inside a running job."""
+    """``jobbench.job`` inside a running job (Frappe's ``frappe.local.job``: ``site``,
+    ``method``, ``job_name``, ``kwargs``, ``user``, ``after_job``), and the ``job`` argument of
+    ``on_success`` / ``on_failure``. ``id`` is the caller's (un-namespaced) job id."""
 
     id: str
     site: str
@@ -59,6 +83,14 @@ class JobContext:
     record: JobRecord
     broker: Broker | None
     after_job: CallbackManager = field(default_factory=CallbackManager)
+
+    @property
+    def job_name(self) -> str:
+        return self.record.job_name
+
+    @property
+    def event(self) -> str | None:
+        return self.record.event
 
 
 def run_doc_method(doctype: str, name: str, doc_method: str, kwargs: dict[str, Any]) -> Any:
@@ -90,33 +122,42 @@ def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outco
 def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> Outcome:
     secret = str(local.conf.secret_key or "")
     tracking.update_for(local, record, "started_at", status="Running")
+    job = local.job = JobContext(
+        record.job_id, local.site, record.method, {}, record.user, record.queue, record, broker
+    )
     try:
         kwargs = serializer.loads(record.payload, record.serializer, secret)
         fn = resolve(record.method)
     except Exception as exc:  # noqa: BLE001 - a bad payload or method fails it unexecuted
-        return _failed(local, record, traceback.format_exc(), exc)
-    local.job = JobContext(
-        record.job_id, local.site, record.method, kwargs, record.user, record.queue, record, broker
-    )
+        outcome = _failed(local, record, traceback.format_exc())
+        _failure_callback(local, record, exc)  # no hooks: the job never started
+        return outcome
+    job.kwargs = kwargs
     try:
         result = _call_with_retries(local, fn, kwargs)
     except StopJob:
         local.db.rollback()
         tracking.update_for(local, record, "ended_at", status="Cancelled")
+        _after_job(local, kwargs, None)
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the job, timeouts included
-        return _failed(local, record, traceback.format_exc(), exc)
-    finally:
-        _after_job(local)
+        outcome = _failed(local, record, traceback.format_exc())
+        _after_job(local, kwargs, None)
+        _failure_callback(local, record, exc)
+        return outcome
+    _after_job(local, kwargs, result)
     return _finished(local, record, result)
 
 
 def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any:
-    for hook in local.hooks().get("before_job", []):
-        call_with_accepted_kwargs(resolve(hook), {"method": local.job.method, "kwargs": kwargs})
+    """The attempts: before_job hooks, the method, the commit (see the module docstring)."""
+    job: JobContext = local.job
     user = local.session.user
+    before = {"method": job.method, "kwargs": kwargs, "transaction_type": "job"}
     for attempt in range(MAX_INPLACE_RETRIES + 1):
         try:
+            for hook in local.hooks().get("before_job", []):
+                call_hook(hook, before)
             result = fn(**kwargs)
             local.db.commit()
             return result
@@ -124,22 +165,124 @@ def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any
             if attempt == MAX_INPLACE_RETRIES:
                 raise
             local.db.rollback()
+            job.after_job.reset()  # only the attempt that counts has its callbacks run
             local.session.user = user  # the retry runs as the same user
             time.sleep(attempt + 1)
     raise AssertionError("unreachable")
 
 
-def _after_job(local: SiteLocal) -> None:
+def _after_job(local: SiteLocal, kwargs: dict[str, Any], result: Any) -> None:
     """after_job hooks, then the job's own callbacks; their errors are logged, not fatal."""
+    after = {"method": local.job.method, "kwargs": kwargs, "result": result}
     for hook in local.hooks().get("after_job", []):
         try:
-            call_with_accepted_kwargs(resolve(hook), {"method": local.job.method})
+            call_hook(hook, after)
         except Exception:  # noqa: BLE001
             _log(local, f"after_job hook {hook} failed")
     try:
         local.job.after_job.run()
     except Exception:  # noqa: BLE001
         _log(local, "an after_job callback failed")
+
+
+# -- calling hooks and callbacks with what their signature takes, worked out once per path ----
+@dataclass(frozen=True)
+class _Shape:
+    """What a hook or callback's signature takes (cached per dotted path)."""
+
+    fn: Any  # the function it was worked out for (a reloaded module gives a new one)
+    names: frozenset[str] | None  # keyword names it accepts; None: anything (**kwargs)
+    rq_style: bool  # a callback written for RQ (see _is_rq_style)
+
+
+_shapes: dict[str, _Shape] = {}
+
+
+def _shape(path: str, fn: Any) -> _Shape:
+    key_fn = getattr(fn, "__func__", fn)  # a classmethod resolves to a new bound method each time
+    shape = _shapes.get(path)
+    if shape is None or shape.fn is not key_fn:
+        shape = _inspect_shape(key_fn, fn)
+        _shapes[path] = shape
+    return shape
+
+
+def _inspect_shape(key_fn: Any, fn: Any) -> _Shape:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return _Shape(key_fn, None, False)
+    kinds = {p.kind for p in params}
+    names = None
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        names = frozenset(
+            p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY)
+        )
+    return _Shape(key_fn, names, _is_rq_style(params))
+
+
+def _is_rq_style(params: list[inspect.Parameter]) -> bool:
+    """RQ's callbacks are ``on_success(job, connection, result, *args, **kwargs)`` and
+    ``on_failure(job, connection, type, value, traceback)``; ours ``(job, result)`` and
+    ``(job, exc)``. A callback that takes ``*args`` or needs three or more positional
+    arguments is called RQ's way; any other our way."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return True
+    required = [p for p in params if p.kind in positional and p.default is p.empty]
+    return len(required) >= 3
+
+
+def call_hook(path: str, kwargs: dict[str, Any]) -> Any:
+    """Call the hook at ``path`` with the keyword arguments it accepts (any subset)."""
+    fn = resolve(path)
+    names = _shape(path, fn).names
+    if names is None:
+        return fn(**kwargs)
+    return fn(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def _rq_connection(job: JobContext) -> Any:
+    """RQ's ``connection`` argument: the Redis client of the Redis broker; None on SQLite."""
+    return None if job.broker is None else job.broker.client()
+
+
+def _success_callback(local: SiteLocal, record: JobRecord, result: Any) -> None:
+    def call(fn: Callable[..., Any], rq_style: bool) -> None:
+        if rq_style:
+            fn(local.job, _rq_connection(local.job), result)
+        else:
+            fn(local.job, result)
+
+    _callback(local, record.on_success, call)
+
+
+def _failure_callback(local: SiteLocal, record: JobRecord, exc: BaseException) -> None:
+    """on_failure, once the job has failed for good (not while broker retries are left)."""
+    if record.retries_left > 0:
+        return
+
+    def call(fn: Callable[..., Any], rq_style: bool) -> None:
+        if rq_style:
+            fn(local.job, _rq_connection(local.job), type(exc), exc, exc.__traceback__)
+        else:
+            fn(local.job, exc)
+
+    _callback(local, record.on_failure, call)
+
+
+def _callback(
+    local: SiteLocal, path: str | None, call: Callable[[Callable[..., Any], bool], None]
+) -> None:
+    if not path:
+        return
+    try:
+        fn = resolve(path)
+        call(fn, _shape(path, fn).rq_style)
+        local.db.commit()
+    except Exception:  # noqa: BLE001
+        local.db.rollback()
+        _log(local, f"callback {path} failed")
 
 
 def _finished(local: SiteLocal, record: JobRecord, result: Any) -> Outcome:
@@ -150,11 +293,13 @@ def _finished(local: SiteLocal, record: JobRecord, result: Any) -> Outcome:
     tracking.update_for(
         local, record, "ended_at", status="Completed", progress=100.0, result=result
     )
-    _callback(local, record.on_success, result)
+    _success_callback(local, record, result)
     return Outcome("finished", result=data)
 
 
-def _failed(local: SiteLocal, record: JobRecord, exc_text: str, exc: Exception) -> Outcome:
+def _failed(local: SiteLocal, record: JobRecord, exc_text: str) -> Outcome:
+    """Roll back, log the error and update the task; the caller runs after_job and the
+    on_failure callback."""
     local.db.rollback()
     _log(local, record.method, exc_text)
     retrying = record.retries_left > 0
@@ -165,8 +310,6 @@ def _failed(local: SiteLocal, record: JobRecord, exc_text: str, exc: Exception) 
         status="Queued" if retrying else "Failed",
         exception=exc_text,
     )
-    if not retrying:
-        _callback(local, record.on_failure, exc)
     return Outcome("failed", exc_info=exc_text)
 
 
@@ -178,17 +321,6 @@ def _log(local: SiteLocal, title: str, message: str | None = None) -> None:
         local.db.commit()
     except Exception:  # noqa: BLE001 - never let logging hide the job's own outcome
         local.db.rollback()
-
-
-def _callback(local: SiteLocal, path: str | None, value: Any) -> None:
-    if not path:
-        return
-    try:
-        resolve(path)(local.job, value)  # on_success(job, result) / on_failure(job, exc)
-        local.db.commit()
-    except Exception:  # noqa: BLE001
-        local.db.rollback()
-        _log(local, f"callback {path} failed")
 
 
 def publish_progress(percent: float, stage: str | None = None) -> None:

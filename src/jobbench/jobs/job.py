@@ -12,7 +12,7 @@ from typing import Any
 
 from jobbench.brokers.base import Broker
 from jobbench.jobs import serializer
-from jobbench.jobs.record import PENDING_STATUSES, JobRecord, full_id, split_id
+from jobbench.jobs.record import PENDING_STATUSES, JobRecord, JobStatus, full_id, split_id
 
 
 def _when(ts: float | None) -> dt.datetime | None:
@@ -66,6 +66,10 @@ class Job:
     @property
     def job_name(self) -> str:
         return self._record.job_name
+
+    @property
+    def event(self) -> str | None:
+        return self._record.event
 
     @property
     def user(self) -> str:
@@ -151,6 +155,7 @@ class Job:
             "queue": self.queue,
             "method": self.method,
             "job_name": self.job_name,
+            "event": self.event,
             "status": self.status,
             "user": self.user,
             "timeout": self.timeout,
@@ -207,18 +212,122 @@ def is_job_enqueued(job_id: str) -> bool:
     return status is not None and status in PENDING_STATUSES
 
 
-def get_jobs(
+def list_jobs(
     site: str | None = None,
     queue: str | None = None,
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Job]:
-    """Jobs of ``site`` (default: the current site; ``"all"``: every site), newest first."""
+    """Job handles of ``site`` (default: the current site; ``"all"``: every site), newest
+    first, optionally of one queue and status. (Frappe has no such function; its
+    ``get_jobs`` is below.)"""
     current_site, broker, secret = _site_broker()
     wanted = None if site == "all" else (site or current_site)
     records = broker.find(site=wanted, queue=queue, status=status, limit=limit, offset=offset)
     return [Job(r, broker, secret) for r in records]
+
+
+_PAGE = 500
+# key -> the record attribute get_jobs reads for it; any other key is looked up in the kwargs.
+_JOB_KEYS = {
+    "method": "method",
+    "job_name": "job_name",
+    "queue": "queue",
+    "user": "user",
+    "site": "site",
+    "event": "event",
+    "status": "status",
+    "timeout": "timeout",
+}
+
+
+def get_jobs(
+    site: str | None = None, queue: str | None = None, key: str = "method"
+) -> dict[str, list[Any]]:
+    """Frappe's ``get_jobs``: ``{site: [value, ...]}`` over the jobs waiting or running.
+
+    ``site=None`` means every site of the bench (as in Frappe); ``queue=None`` every queue.
+    A job counts when it is queued, started, or (jobbench's) waiting for a retry, the same
+    set ``is_job_enqueued`` calls pending; jobs of each site come queue by queue (in queue
+    order), queued before started before waiting, oldest first. ``value`` is the job's
+    ``key``: ``method``, ``job_name``, ``queue``, ``user``, ``site``, ``event``, ``status``,
+    ``timeout``, ``job_id`` (the caller's id) or ``kwargs`` (all the arguments); any other key
+    is looked up in the job's arguments, and a job without that argument is left out (e.g.
+    ``key="job_type"`` lists the Scheduled Job Types of pending scheduled runs). Documents in
+    the arguments come back as ``{"doctype": ..., "name": ...}``, not loaded. Needs a site
+    context (for the bench's broker)."""
+    from jobbench.context import current
+    from jobbench.jobs.queues import queue_timeouts, validate_queue
+
+    _, broker, secret = _site_broker()
+    conf = current().conf
+    if queue is not None:
+        validate_queue(conf, queue)
+    order = {name: i for i, name in enumerate(queue_timeouts(conf))}
+    statuses: list[str] = [JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED]
+    records = [r for status in statuses for r in _all_records(broker, site, queue, status)]
+    records.sort(
+        key=lambda r: (
+            order.get(r.queue, len(order)),
+            r.queue,
+            statuses.index(r.status),
+            r.enqueued_at,
+        )
+    )
+    out: dict[str, list[Any]] = {}
+    for record in records:
+        found, value = _job_value(record, key, secret)
+        if found:
+            out.setdefault(record.site, []).append(value)
+    return out
+
+
+def _all_records(
+    broker: Broker, site: str | None, queue: str | None, status: str
+) -> list[JobRecord]:
+    records: list[JobRecord] = []
+    while True:
+        page = broker.find(site=site, queue=queue, status=status, limit=_PAGE, offset=len(records))
+        records.extend(page)
+        if len(page) < _PAGE:
+            return records
+
+
+def _job_value(record: JobRecord, key: str, secret: str) -> tuple[bool, Any]:
+    attribute = _JOB_KEYS.get(key)
+    if attribute is not None:
+        return True, getattr(record, attribute)
+    if key == "job_id":
+        return True, record.job_id
+    kwargs = _peek_kwargs(record, secret)
+    if key == "kwargs":
+        return True, kwargs
+    if isinstance(kwargs, dict) and key in kwargs:
+        return True, kwargs[key]
+    return False, None
+
+
+def _peek_kwargs(record: JobRecord, secret: str) -> Any:
+    """The job's arguments decoded, documents left as references (no database read)."""
+    if record.serializer == "pickle":
+        return display_payload(record.payload, "pickle", secret)
+    try:
+        stored = json.loads(record.payload)
+    except ValueError:
+        return None
+    return serializer.decode_value(_doc_refs(stored))
+
+
+def _doc_refs(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_doc_refs(v) for v in value]
+    if isinstance(value, dict):
+        if value.get(serializer.TAG) == "doc" and set(value) == {serializer.TAG, "v"}:
+            doctype, name = value["v"]
+            return {"doctype": doctype, "name": name}
+        return {k: _doc_refs(v) for k, v in value.items()}
+    return value
 
 
 # -- control ------------------------------------------------------------------------------------

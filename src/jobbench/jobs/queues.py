@@ -11,10 +11,19 @@ CUSTOM_DEFAULT_TIMEOUT = 300
 
 
 def queue_timeouts(conf: dict[str, Any]) -> dict[str, int]:
-    """Every valid queue with its default timeout, in worker priority order."""
+    """Every valid queue with its default timeout, in worker priority order: short, default,
+    long, then the ``workers`` queues (a custom entry of a built-in name sets its timeout).
+
+    A ``workers`` value that is not a mapping, or an entry that is not one, is ignored, as in
+    Frappe's newest ``get_queues_timeout`` (config files are checked on reading, so only a
+    config built in code can hold one)."""
     queues = dict(STANDARD_QUEUES)
-    for name, spec in (conf.get("workers") or {}).items():
-        queues[name] = int((spec or {}).get("timeout", CUSTOM_DEFAULT_TIMEOUT))
+    workers = conf.get("workers")
+    if not isinstance(workers, dict):
+        return queues
+    for name, spec in workers.items():
+        if isinstance(spec, dict):
+            queues[name] = int(spec.get("timeout", CUSTOM_DEFAULT_TIMEOUT))
     return queues
 
 

@@ -6,6 +6,9 @@ what the payload means. Serialisation of arguments and results stays above the b
 Ids: the caller's ``job_id`` (any non-empty string) is stored as ``<site>::<job_id>``. Site
 names cannot contain ``:``, so the first ``::`` always splits a stored id back into its parts,
 and two sites can use the same ``job_id``.
+
+Adding a field is a compatible change: SQLite brokers add the missing column when they open an
+older file, and a Redis hash without the field reads as the field's default.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class JobRecord:
     on_success: str | None = None
     on_failure: str | None = None
     stop_requested: int = 0
+    event: str | None = None  # Frappe's enqueue(event=...): a label purge-jobs --event matches
 
     @property
     def job_id(self) -> str:

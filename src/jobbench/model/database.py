@@ -34,6 +34,7 @@ from jobbench.errors import (
     DatabaseUnavailableError,
     LockWaitTimeoutError,
     QueryDeadlockError,
+    QueryTimeoutError,
 )
 from jobbench.utils import _dict
 
@@ -157,8 +158,18 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
+# Driver error codes for a statement that ran past its time limit: MariaDB's
+# max_statement_time (ER_STATEMENT_TIMEOUT) and MySQL's max_execution_time (ER_QUERY_TIMEOUT).
+_STATEMENT_TIMEOUT_CODES = (1969, 3024)
+_QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout (or a cancel request)
+
+
 def translate(exc: SADBAPIError, url: sa.URL | str) -> DatabaseError:
-    """Map a driver error to our tree, so callers can retry deadlocks without knowing drivers."""
+    """Map a driver error to our tree, so callers can retry deadlocks and timeouts without
+    knowing drivers: a deadlock (1213, 40P01) is ``QueryDeadlockError``; a lock wait timeout
+    (1205, 55P03, SQLite's "database is locked") is ``LockWaitTimeoutError``; a statement
+    timeout (PostgreSQL 57014, MariaDB 1969, MySQL 3024) is ``QueryTimeoutError``, the parent
+    of ``LockWaitTimeoutError``, as in Frappe."""
     orig = exc.orig
     code = orig.args[0] if orig is not None and orig.args else None
     state = getattr(orig, "sqlstate", None)
@@ -171,6 +182,8 @@ def translate(exc: SADBAPIError, url: sa.URL | str) -> DatabaseError:
         or (isinstance(orig, sqlite3.OperationalError) and "locked" in message)
     ):
         return LockWaitTimeoutError(f"lock wait timeout: {message}")
+    if code in _STATEMENT_TIMEOUT_CODES or state == _QUERY_CANCELED:
+        return QueryTimeoutError(f"statement timeout: {message}")
     if (
         exc.connection_invalidated
         or code in (2002, 2003, 2006, 2013)

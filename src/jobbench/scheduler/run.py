@@ -27,11 +27,12 @@ def job_id_for(job_type: str) -> str:
     return f"scheduled_job::{job_type}"
 
 
-def run_scheduled_job(job_type: str) -> Any:
-    """The job a scheduled run executes in a worker (as Administrator)."""
+def run_scheduled_job(job_type: str, slot: int | None = None) -> Any:
+    """The job a scheduled run executes in a worker (as Administrator); ``slot`` is the UTC
+    epoch of the slot the scheduler enqueued it for."""
     from jobbench.documents import get_doc
 
-    return run_job_type(get_doc(JOB_TYPE, job_type))
+    return run_job_type(get_doc(JOB_TYPE, job_type), slot)
 
 
 def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
@@ -52,7 +53,7 @@ def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
     return hook, {"event": event}
 
 
-def run_job_type(doc: Any) -> Any:
+def run_job_type(doc: Any, slot: int | None = None) -> Any:
     """Execute a job type here and now, with a log when it has ``create_log``.
 
     As in Frappe, ``last_execution`` is set (and committed) at Start, so the next run follows
@@ -62,7 +63,7 @@ def run_job_type(doc: Any) -> Any:
     # End the caller's transaction first (Frappe commits at Start too): on SQLite a read
     # snapshot older than the log's commit would make every write of the run fail.
     local.db.commit()
-    _mark_start(doc)
+    _mark_start(doc, slot)
     log = _start_log(doc) if doc.create_log else None
     try:
         fn, kwargs = _target(doc)
@@ -78,10 +79,15 @@ def run_job_type(doc: Any) -> Any:
     return result
 
 
-def _mark_start(doc: Any) -> None:
-    """last_execution = now, with the exact instant and the next slot derived from it."""
+def _mark_start(doc: Any, slot: int | None) -> None:
+    """last_execution = now, with the exact instant and the next slot derived from it.
+
+    A run never starts before its own slot: if this machine's clock is behind the
+    scheduler's, the slot is taken as the start, so the next run is never that same slot."""
     local = current()
     start = dt.datetime.now(dt.UTC)
+    if slot is not None:
+        start = max(start, dt.datetime.fromtimestamp(slot, dt.UTC))
     doc.last_execution = cron.to_local(start, local.time_zone()).replace(fold=0)
     doc.last_run_at = start.timestamp()
     values = {"last_execution": doc.last_execution, "last_run_at": doc.last_run_at}
@@ -174,6 +180,7 @@ def enqueue_job_type(doc: Any, slot: int | None) -> str:
             job_id=job_id,
             once_key=once,
             job_type=doc.name,
+            slot=slot,
         )
     finally:
         local.session.user = user

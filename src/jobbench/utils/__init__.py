@@ -109,3 +109,11 @@ def get_datetime(value: Any = None) -> datetime:
                 f"{value!r} is not a datetime (expected e.g. '2019-01-01 00:00:00')"
             ) from None
     raise TypeError(f"get_datetime() takes a datetime, date or string, not {type(value).__name__}")
+
+
+def __getattr__(name: str) -> Any:
+    """``jobbench.utils.background_jobs`` without importing it first (as
+    ``frappe.utils.background_jobs`` is usable after ``import frappe``)."""
+    if name == "background_jobs":
+        return importlib.import_module("jobbench.utils.background_jobs")
+    raise AttributeError(f"module 'jobbench.utils' has no attribute {name!r}")

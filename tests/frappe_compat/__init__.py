@@ -1,0 +1,1 @@
+"""Ports of Frappe's own background-job and scheduler tests, one test per Frappe case."""
