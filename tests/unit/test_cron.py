@@ -127,3 +127,45 @@ def test_frappe_cron_map() -> None:
     assert cron_for("Yearly", None) == "0 0 1 1 *"
     assert cron_for("All", None) is None
     assert cron_for("Cron", " 0/5 * * * * ") == "0/5 * * * *"
+
+
+def test_maintenance_frequencies_share_the_cron_of_hourly_and_daily() -> None:
+    after = datetime(2025, 6, 3, 10, 17)
+    assert nxt("Hourly Maintenance", after) == nxt("Hourly", after) == datetime(2025, 6, 3, 11)
+    assert nxt("Daily Maintenance", after) == nxt("Daily", after) == datetime(2025, 6, 4)
+
+
+@pytest.mark.parametrize(
+    ("alias", "expected"),
+    [
+        ("@hourly", datetime(2025, 6, 3, 11)),
+        ("@daily", datetime(2025, 6, 4)),
+        ("@midnight", datetime(2025, 6, 4)),
+        ("@weekly", datetime(2025, 6, 8)),  # the next Sunday
+        ("@monthly", datetime(2025, 7, 1)),
+        ("@yearly", datetime(2026, 1, 1)),
+        ("@annually", datetime(2026, 1, 1)),
+        ("@HOURLY", datetime(2025, 6, 3, 11)),
+    ],
+)
+def test_cron_aliases(alias: str, expected: datetime) -> None:
+    assert validate_cron(alias) == alias
+    assert nxt("Cron", datetime(2025, 6, 3, 10, 17), cron=alias) == expected
+
+
+def test_a_padded_cron_string_is_normalized() -> None:
+    assert validate_cron("  0/15   * *  * *\t") == "0/15 * * * *"
+    assert cron_for("Cron", " 0 2 * * * ") == "0 2 * * *"
+
+
+def test_a_naive_wall_time_maps_to_its_first_occurrence_or_the_end_of_the_gap() -> None:
+    from datetime import UTC as utc
+
+    from jobbench.scheduler.cron import from_local, to_local
+
+    berlin = "Europe/Berlin"
+    repeated = from_local(datetime(2025, 10, 26, 2, 30), berlin)  # 02:30 happens twice
+    assert repeated == datetime(2025, 10, 26, 0, 30, tzinfo=utc)  # the CEST one, first
+    skipped = from_local(datetime(2025, 3, 30, 2, 30), berlin)  # 02:30 never happens
+    assert skipped == datetime(2025, 3, 30, 1, 0, tzinfo=utc)  # 03:00 CEST, the gap's end
+    assert to_local(skipped, berlin) == datetime(2025, 3, 30, 3, 0)

@@ -14,7 +14,10 @@ keeps three derived columns that make a tick cheap and DST-safe:
 - ``schedule_basis``: the time zone and ``scheduler_interval`` ``next_run_at`` was derived
   with; a tick re-derives rows whose basis differs from the site's current one.
 
-``next_execution`` is ``next_run_at`` as a naive local time, for people and for Frappe code.
+``next_execution`` is the next run as a naive local time. As in Frappe, reading it on a
+document computes it from the fields as they are now (``doc.db_set("last_execution", ...)``
+then ``doc.next_execution`` is the new next run); the column of that name is a stored copy
+for lists and sorting, refreshed with ``next_run_at``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jobbench.errors import DuplicateEntryError, MandatoryError
+from jobbench.errors import DuplicateEntryError, JobbenchError, MandatoryError
 from jobbench.model.document import Document
 from jobbench.model.fields import Field
 from jobbench.scheduler import cron
@@ -202,3 +205,25 @@ class ScheduledJobType(Document):
         if not force and not self.is_event_due():
             return False
         return enqueue_job_type(self, slot=None) == "enqueued"
+
+
+# ``next_execution`` is a stored column (read above, while the class default is still a plain
+# value) but, on a document, a computed attribute like Frappe's virtual field. Writes (loading,
+# refresh_schedule) keep the stored copy, which the getter falls back to when the schedule
+# cannot be computed (no site context, a corrupt cron).
+ScheduledJobType.get_meta()
+
+
+def _computed_next(doc: ScheduledJobType) -> dt.datetime | None:
+    try:
+        return doc.get_next_execution()
+    except JobbenchError:
+        stored: dt.datetime | None = doc.__dict__.get("_stored_next_execution")
+        return stored
+
+
+def _store_next(doc: ScheduledJobType, value: dt.datetime | None) -> None:
+    doc.__dict__["_stored_next_execution"] = value
+
+
+ScheduledJobType.next_execution = property(_computed_next, _store_next)  # type: ignore[assignment]

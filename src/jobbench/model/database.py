@@ -108,7 +108,10 @@ def _setup_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(conn.info.pop(_BEGIN_KEY, "BEGIN"))
+
+
+_BEGIN_KEY = "jobbench_begin"  # Database.begin_write() asks for BEGIN IMMEDIATE here
 
 
 _engines: dict[str, Engine] = {}
@@ -278,6 +281,15 @@ class Database:
     def release_savepoint(self, save_point: str) -> None:
         name = _savepoint_name(save_point, self.engine.dialect)
         self.execute(sa.text(f"RELEASE SAVEPOINT {name}"))
+
+    def begin_write(self) -> None:
+        """Make the next transaction take the write lock at its start (SQLite's BEGIN
+        IMMEDIATE), for a read-then-write that another process writes beside: a deferred
+        SQLite transaction whose snapshot another writer has moved past fails its first write
+        at once ("database is locked"); an immediate one waits for the lock instead. A no-op
+        inside a transaction and on servers, whose row locks do this job."""
+        if self.backend == "sqlite" and not self.conn.in_transaction():
+            self.conn.info[_BEGIN_KEY] = "BEGIN IMMEDIATE"
 
     @contextmanager
     def atomic(self) -> Iterator[None]:

@@ -193,6 +193,12 @@ class Document:
             spec = self.meta.fields.get(key)
             setattr(self, key, val if spec is None else F.coerce(spec, val))
 
+    def set_user_and_timestamp(self) -> None:
+        """Stamp owner/creation (when new) and modified/modified_by, as a save would (Frappe)."""
+        from jobbench.context import current
+
+        self._stamp(current(), insert=self._is_new)
+
     # -- internals ---------------------------------------------------------------------------
     def _check_name(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():

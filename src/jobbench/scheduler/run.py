@@ -92,6 +92,9 @@ def _mark_start(doc: Any, slot: int | None) -> None:
     doc.last_run_at = start.timestamp()
     values = {"last_execution": doc.last_execution, "last_run_at": doc.last_run_at}
     values.update(doc.refresh_schedule())
+    # End the read the derivation may have made (the zone), so on SQLite the write waits for
+    # the lock instead of failing at once on a snapshot another process has moved past.
+    local.db.commit()
     try:
         local.db.set_value(JOB_TYPE, doc.name, values, update_modified=False)
         local.db.commit()

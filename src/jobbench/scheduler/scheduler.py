@@ -163,18 +163,23 @@ class Scheduler:
         from jobbench.scheduler.run import enqueue_job_type
 
         try:
+            local.db.commit()  # end the read of the candidates; each job type is one transaction
+            local.db.begin_write()  # read and write it under the write lock (SQLite), see there
             doc = get_doc(JOB_TYPE, name)
             if doc.next_run_at is None or doc.schedule_basis != basis:
                 # last_execution, the schedule, the zone or the interval changed since the
                 # next run was derived: derive it again, and only then judge due-ness
-                doc = _refresh(local, doc)
+                values = doc.refresh_schedule()
+                local.db.set_value(JOB_TYPE, name, values, update_modified=False)
             if doc.next_run_at > now:
+                local.db.commit()
                 return
             slot = int(doc.next_run_at)
             outcome = enqueue_job_type(doc, slot=slot)
             if outcome == "duplicate":
                 outcome = _slot_after_duplicate(doc, now)
             if outcome == "pending":
+                local.db.commit()
                 report.blocked.append(f"{local.site}:{name}")
                 return
             _save_run(doc, now)
@@ -211,26 +216,6 @@ def _candidates(local: SiteLocal, now: float, basis: str) -> list[str]:
         .order_by(c.next_run_at)
     )
     return [str(row[0]) for row in local.db.execute(stmt)]
-
-
-def _refresh(local: SiteLocal, doc: Any) -> Any:
-    """Store a freshly derived next run. If another process wrote the site database since
-    this transaction read it (SQLite then refuses the write at once), read the job type again
-    and derive from what it wrote, rather than overwrite it with a stale derivation."""
-    from jobbench.documents import get_doc
-    from jobbench.errors import LockWaitTimeoutError
-
-    for attempt in range(2):
-        try:
-            local.db.set_value(JOB_TYPE, doc.name, doc.refresh_schedule(), update_modified=False)
-            local.db.commit()
-            return doc
-        except LockWaitTimeoutError:
-            local.db.rollback()
-            if attempt:
-                raise
-            doc = get_doc(JOB_TYPE, doc.name)
-    raise AssertionError("unreachable")
 
 
 def _slot_after_duplicate(doc: Any, now: float) -> str:
