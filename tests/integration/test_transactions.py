@@ -219,3 +219,34 @@ def test_callbacks_belong_to_their_site_context(ctx, site, bench):
         assert ran == []
     jobbench.db.commit()
     assert ran == ["outer"]
+
+
+def test_begin_write_lets_a_read_then_write_wait_instead_of_failing_on_sqlite(ctx, peek, db_url):
+    """A deferred SQLite transaction that read before another connection committed cannot
+    write any more ("database is locked" at once); after begin_write() it holds the write
+    lock from its first read, so the other writer waits and both writes land. On servers
+    begin_write() changes nothing (row locks)."""
+    from jobbench.errors import LockWaitTimeoutError
+
+    add_note("base")
+    jobbench.db.commit()
+
+    def other_writer() -> None:
+        add_note("other")
+        jobbench.db.commit()
+
+    titles()  # a read: the snapshot starts here
+    peek(other_writer)  # another connection commits past it
+    if db_url.startswith("sqlite"):
+        with pytest.raises(LockWaitTimeoutError):
+            add_note("stale")
+        jobbench.db.rollback()
+    else:
+        add_note("stale")
+        jobbench.db.commit()
+
+    jobbench.db.begin_write()
+    assert "other" in titles()  # read under the write lock...
+    add_note("fresh")  # ...then write: no stale snapshot possible
+    jobbench.db.commit()
+    assert "fresh" in peek(titles)
