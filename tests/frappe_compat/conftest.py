@@ -118,18 +118,18 @@ def record_job_run():
     return "ran"
 
 
-def _hook(name, kwargs):
-    line = {"hook": name, "at": time.time(), "args": sorted(kwargs)}
+def _hook(name):
+    line = {"hook": name, "at": time.time()}
     with open(_bench_file("hooks.log"), "a") as f:
         f.write(json.dumps(line) + "\\n")
 
 
 def before_job(*args, **kwargs):
-    _hook("before_job", kwargs)
+    _hook("before_job")
 
 
 def after_job(*args, **kwargs):
-    _hook("after_job", kwargs)
+    _hook("after_job")
 
 
 def _attempt(counter):
@@ -301,7 +301,9 @@ class Compat:
     ) -> subprocess.CompletedProcess[str]:
         """``jobbench worker --burst`` to completion; its exit code must be 0."""
         try:
-            done = self.cli("worker", "--burst", "--queue", queues, *extra, site=None, timeout=timeout)
+            done = self.cli(
+                "worker", "--burst", "--queue", queues, *extra, site=None, timeout=timeout
+            )
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"burst worker did not finish within {timeout} s: {exc.stdout!r}")
         assert done.returncode == 0, f"worker exited {done.returncode}:\n{done.stdout}{done.stderr}"

@@ -6,6 +6,10 @@ involves a broker, so they run on the SQLite bench only. (Frappe's ``UnitTestSch
 class is empty and has no case to port.)
 """
 
+# The first docstring line of each test names its Frappe case in full (file::Class::test),
+# which may run past 100 characters.
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,9 +21,8 @@ import jobbench as frappe
 from jobbench.errors import DuplicateEntryError
 from jobbench.utils import get_datetime, now_datetime
 
-from .conftest import JOB_TYPE, Compat
+from .conftest import JOB_TYPE, LOG, Compat
 
-FILE = "frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py"
 CLEAR_NOTIFICATIONS = "frappe.desk.notifications.clear_notifications"
 FLUSH = "frappe.email.queue.flush"
 
@@ -41,7 +44,7 @@ def _due_checks(fc: Compat, method: str, due: list[str], not_due: list[str]) -> 
 
 
 def test_throws_on_duplicate_job(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_throws_on_duplicate_job.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_throws_on_duplicate_job.
 
     A second job type with the same method and frequency (and no cron) is refused."""
     config = {"method": CLEAR_NOTIFICATIONS, "frequency": "Weekly"}
@@ -53,7 +56,7 @@ def test_throws_on_duplicate_job(fc_sqlite: Compat) -> None:
 
 
 def test_throws_on_duplicate_job_with_cron_format(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_throws_on_duplicate_job_with_cron_format.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_throws_on_duplicate_job_with_cron_format.
 
     A second Cron job type with the same method and cron string is refused."""
     config = {"method": CLEAR_NOTIFICATIONS, "frequency": "Cron", "cron_format": "*/1 * * * *"}
@@ -65,7 +68,7 @@ def test_throws_on_duplicate_job_with_cron_format(fc_sqlite: Compat) -> None:
 
 
 def test_sync_jobs(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_sync_jobs.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_sync_jobs.
 
     Hooked methods are synced with their frequency and cron, and a changed hook (flush moved to
     hourly) updates the job type on the next migrate."""
@@ -93,7 +96,7 @@ def test_sync_jobs(fc_sqlite: Compat) -> None:
 
 
 def test_daily_job(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_daily_job.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_daily_job.
 
     A Daily job last run at 2019-01-01 00:00 is due from the next midnight on, not before."""
     _due_checks(
@@ -105,7 +108,7 @@ def test_daily_job(fc_sqlite: Compat) -> None:
 
 
 def test_weekly_job(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_weekly_job.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_weekly_job.
 
     A Weekly Long job last run on Tuesday 2019-01-01 is due from Sunday midnight on."""
     _due_checks(
@@ -117,7 +120,7 @@ def test_weekly_job(fc_sqlite: Compat) -> None:
 
 
 def test_monthly_job(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_monthly_job.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_monthly_job.
 
     A Monthly job last run on 2019-01-01 is due from 2019-02-01 on."""
     _due_checks(
@@ -129,7 +132,7 @@ def test_monthly_job(fc_sqlite: Compat) -> None:
 
 
 def test_cron_job(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_cron_job.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_cron_job.
 
     A "0/10 * * * *" job last run at 00:00 runs next at 00:10 (read as next_execution) and is
     due from then on."""
@@ -144,7 +147,7 @@ def test_cron_job(fc_sqlite: Compat) -> None:
 
 
 def test_maintenance_jobs(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_maintenance_jobs.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_maintenance_jobs.
 
     An (unsaved) Hourly Maintenance job type runs within the hour after its last run, then
     exactly one hour after that."""
@@ -162,11 +165,10 @@ def test_maintenance_jobs(fc_sqlite: Compat) -> None:
         assert sjt.last_execution + dt.timedelta(hours=1) == sjt.next_execution
 
 
-def test_maintenance_jobs_with_a_site_offset(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_maintenance_jobs (the
-    variant of unmerged PR #41245).
+def test_maintenance_jobs_with_a_site_offset() -> None:
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_maintenance_jobs.
 
-    Skipped: that variant expects maintenance jobs shifted by a per-site offset."""
+    Skipped: this is the variant of unmerged PR #41245, which expects a per-site offset."""
     pytest.skip(
         "unmerged Frappe PR #41245 variant: it expects a per-site offset (38 min for "
         "'maintenance.test') on maintenance jobs; merged Frappe discards that offset and "
@@ -175,7 +177,7 @@ def test_maintenance_jobs_with_a_site_offset(fc_sqlite: Compat) -> None:
 
 
 def test_cold_start(fc_sqlite: Compat) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_cold_start.
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_cold_start.
 
     A Daily job type that never ran counts from its creation: not due late this morning, due
     just after the coming midnight."""
@@ -191,11 +193,11 @@ def test_cold_start(fc_sqlite: Compat) -> None:
 
 
 def test_job_survives_failing_log(fc_sqlite: Compat, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Frappe: test_scheduled_job_type.py::TestScheduledJobType::test_job_survives_failing_log
-    (unmerged PR #41245, a guarantee jobbench makes).
+    """Frappe: frappe/core/doctype/scheduled_job_type/test_scheduled_job_type.py::TestScheduledJobType::test_job_survives_failing_log.
 
     When writing the Scheduled Job Log raises, the method still runs and last_execution still
-    moves on, so the job is not due again at once."""
+    moves on, so the job is not due again at once (unmerged PR #41245; jobbench guarantees
+    it)."""
     fc = fc_sqlite
     with fc.ctx():
         job = frappe.new_doc(
@@ -223,6 +225,7 @@ def test_job_survives_failing_log(fc_sqlite: Compat, monkeypatch: pytest.MonkeyP
 
     assert fc.lines(fc.bench.path / "ran.log") == ["site1"]  # the method ran
     with fc.ctx():
+        assert frappe.get_all(LOG) == []  # the log write did fail
         last = frappe.db.get_value(JOB_TYPE, name, "last_execution")
         assert get_datetime(last) > get_datetime("2019-01-01 00:00:00")
         assert not frappe.get_doc(JOB_TYPE, name).is_event_due()
