@@ -112,7 +112,7 @@ def test_flask_failed_request_drops_its_after_commit_job(web_bench: Path) -> Non
 
     def job_ids() -> set[str]:
         with jobbench.site_context(SITE, bench_path=web_bench):
-            return {job.id for job in jobbench.get_jobs()}
+            return {job.id for job in jobbench.list_jobs()}
 
     app = create_app(str(web_bench), SITE)
     app.testing = False  # a view's exception becomes a 500 response, as in production

@@ -102,7 +102,7 @@ with frappe.site_context("seed.local", bench):
     code = "import jobbench as frappe\n" + code  # the seed samples assume this import
     exec(compile(code, "seed-sample", "exec"), vars(module))
     frappe.db.commit()
-    jobs = frappe.get_jobs()
+    jobs = frappe.list_jobs()
     print(len(jobs))
 """
 

@@ -27,7 +27,7 @@ from .jobs_helpers import (
 
 
 def _no_jobs(engine: Engine) -> None:
-    assert committed(engine, jobbench.get_jobs) == []
+    assert committed(engine, jobbench.list_jobs) == []
 
 
 def module_level_helper() -> None:
@@ -67,7 +67,7 @@ def test_refuses_unknown_queue_listing_valid_names(engine: Engine) -> None:
     assert "short, default, long, reports" in str(err.value)
     job = enqueue(engine, jobs_path("noop"), queue="reports")
     assert (job.queue, job.timeout) == ("reports", 50)
-    assert [j.id for j in committed(engine, jobbench.get_jobs)] == [job.id]
+    assert [j.id for j in committed(engine, jobbench.list_jobs)] == [job.id]
 
 
 def test_enqueue_doc_refuses_unknown_doctype(engine: Engine) -> None:

@@ -68,7 +68,7 @@ def test_deduplicate_skips_pending_and_replaces_finished(engine: Engine) -> None
     again = enqueue(engine, jobs_path("add"), a=2, b=2, job_id="dedup", deduplicate=True)
     assert again is None
     with engine.ctx():
-        assert len(jobbench.get_jobs()) == 1
+        assert len(jobbench.list_jobs()) == 1
 
     engine.run_worker("default")
     assert first.refresh().result == 2
@@ -96,7 +96,7 @@ def test_enqueue_after_commit_enqueues_on_commit_and_drops_on_rollback(engine: E
         jobbench.db.rollback()
         jobbench.db.commit()
         assert jobbench.get_job("gone") is None
-    assert [j.id for j in committed(engine, jobbench.get_jobs)] == ["kept"]
+    assert [j.id for j in committed(engine, jobbench.list_jobs)] == ["kept"]
 
 
 def test_failure_rolls_back_the_job_and_writes_an_error_log(engine: Engine) -> None:

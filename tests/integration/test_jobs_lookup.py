@@ -1,4 +1,4 @@
-"""Job lookup through the facade: get_job, get_job_status, is_job_enqueued, get_jobs, the Job
+"""Job lookup through the facade: get_job, get_job_status, is_job_enqueued, list_jobs, the Job
 handle's refresh() and get_position(); and the job CLI (SPEC sections 2, 4 and 7)."""
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ def test_lookup_functions_follow_a_job_through_its_life(engine: Engine) -> None:
         assert jobbench.get_job("unknown") is None
         assert jobbench.get_job_status("unknown") is None
         assert jobbench.is_job_enqueued("unknown") is False
-        assert [j.id for j in jobbench.get_jobs(queue="default")] == ["c", "b", "a:1|x"]
-        assert [j.id for j in jobbench.get_jobs(queue="short")] == ["s"]
+        assert [j.id for j in jobbench.list_jobs(queue="default")] == ["c", "b", "a:1|x"]
+        assert [j.id for j in jobbench.list_jobs(queue="short")] == ["s"]
     enqueue(engine, jobs_path("noop"), site="site2", job_id="on-site2")
     with engine.ctx():
-        assert "on-site2" not in [j.id for j in jobbench.get_jobs()]
-        assert "on-site2" in [j.id for j in jobbench.get_jobs(site="all")]
+        assert "on-site2" not in [j.id for j in jobbench.list_jobs()]
+        assert "on-site2" in [j.id for j in jobbench.list_jobs(site="all")]
 
     engine.run_worker("default")
 
@@ -45,8 +45,8 @@ def test_lookup_functions_follow_a_job_through_its_life(engine: Engine) -> None:
     with engine.ctx():
         assert jobbench.get_job_status("b") == "finished"
         assert jobbench.is_job_enqueued("b") is False
-        assert [j.id for j in jobbench.get_jobs(status="finished")] == ["c", "b", "a:1|x"]
-        assert [j.id for j in jobbench.get_jobs(status="queued")] == ["s"]
+        assert [j.id for j in jobbench.list_jobs(status="finished")] == ["c", "b", "a:1|x"]
+        assert [j.id for j in jobbench.list_jobs(status="queued")] == ["s"]
 
 
 def _cli_ok(engine: Engine, *args: str) -> str:
@@ -149,4 +149,4 @@ def test_cli_errors_are_one_line_and_non_zero(engine: Engine) -> None:
     err = _cli_error(engine, "enqueue", "japp.jobs.missing", contains="japp.jobs.missing")
     assert len(err.strip().splitlines()) == 1
     _cli_error(engine, "execute", "japp.jobs.add", "--kwargs", "{", contains="--kwargs")
-    assert committed(engine, jobbench.get_jobs) == []
+    assert committed(engine, jobbench.list_jobs) == []

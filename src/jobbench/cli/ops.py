@@ -115,7 +115,11 @@ def _check_queue(state: CliState, queue: str) -> None:
 
 @cli.command("purge-jobs")
 @click.option("--queue", help="Only this queue.")
-@click.option("--event", help="Only scheduled runs of this event's job types (hourly, ...).")
+@click.option(
+    "--event",
+    help="Only jobs enqueued with this event, and scheduled runs of this scheduler event's "
+    "job types (hourly, daily, ..., cron).",
+)
 @click.option("--site", "site_name", help="Only this site (same as the global --site).")
 @pass_state
 def purge_jobs(
@@ -129,34 +133,46 @@ def purge_jobs(
         _check_queue(state, queue)
     frequency = _event_frequency(event) if event else None
     sites = [site_name] if site_name else state.sites(bench, required=False)
-    count = purge_pending_jobs(state, sites or None, queue, frequency)
+    count = purge_pending_jobs(state, sites or None, queue, frequency, event)
     where = f" from queue {queue}" if queue else ""
     of = f" of event {event}" if event else ""
     scope = ", ".join(sites) if sites else "all sites"
     click.echo(f"Purged {count} job(s){of}{where} ({scope})")
+    if event and frequency is None and count == 0:
+        from jobbench.scheduler.sync import HOOK_FREQUENCIES
+
+        click.echo(
+            f"Note: no waiting job carries event {event!r}, and it is not a scheduler event "
+            f"({', '.join(HOOK_FREQUENCIES)}, cron)",
+            err=True,
+        )
 
 
-def _event_frequency(event: str) -> str:
+def _event_frequency(event: str) -> str | None:
+    """The Scheduled Job Type frequency of a scheduler event name; None for any other event
+    (an ``enqueue(event=...)`` label)."""
     from jobbench.scheduler.sync import HOOK_FREQUENCIES
 
     if event == "cron":
         return "Cron"
-    if event not in HOOK_FREQUENCIES:
-        raise JobbenchError(
-            f"unknown scheduler event {event!r}; use one of: {', '.join(HOOK_FREQUENCIES)}, cron"
-        )
-    return HOOK_FREQUENCIES[event]
+    return HOOK_FREQUENCIES.get(event)
 
 
 def purge_pending_jobs(
-    state: CliState, sites: list[str] | None, queue: str | None, frequency: str | None
+    state: CliState,
+    sites: list[str] | None,
+    queue: str | None,
+    frequency: str | None,
+    event: str | None = None,
 ) -> int:
-    """Delete the waiting jobs of ``sites`` (None: every site), optionally of one queue and
-    only scheduled runs of job types with ``frequency``. Running jobs are never touched: the
-    broker refuses to delete a ``started`` job, also one claimed while we purge."""
+    """Delete the waiting jobs of ``sites`` (None: every site), optionally of one queue and,
+    with ``event``, only those enqueued with that event (Frappe's ``enqueue(event=...)``) or,
+    with ``frequency``, scheduled runs of job types with that frequency. Running jobs are
+    never touched: the broker refuses to delete a ``started`` job, also one claimed while we
+    purge."""
     inspector = _inspector(state)
     broker = inspector.broker
-    if frequency is None:
+    if event is None and frequency is None:
         scope: list[str | None] = [*sites] if sites else [None]
         return sum(
             broker.purge(PURGED_STATUSES, queue, site) for site in progress(scope, "Purging")
@@ -166,16 +182,21 @@ def purge_pending_jobs(
 
     count = 0
     for site in sites or state.bench.list_sites():
-        with site_context(site, state.bench.path) as local:
-            names = set(
-                local.db.get_all(
-                    "Scheduled Job Type", filters={"frequency": frequency}, pluck="name"
+        names: set[str] = set()
+        if frequency is not None:
+            with site_context(site, state.bench.path) as local:
+                names = set(
+                    local.db.get_all(
+                        "Scheduled Job Type", filters={"frequency": frequency}, pluck="name"
+                    )
                 )
-            )
         for status in PURGED_STATUSES:
             records = list(inspector.iter_jobs(site=site, queue=queue, status=status))
             for record in records:
-                if scheduled_job_type(record) in names and broker.delete(record.id):
+                matches = (event is not None and record.event == event) or (
+                    scheduled_job_type(record) in names
+                )
+                if matches and broker.delete(record.id):
                     count += 1
     return count
 

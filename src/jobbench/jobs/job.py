@@ -266,7 +266,8 @@ def get_jobs(
         validate_queue(conf, queue)
     order = {name: i for i, name in enumerate(queue_timeouts(conf))}
     statuses: list[str] = [JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED]
-    records = [r for status in statuses for r in _all_records(broker, site, queue, status)]
+    unique = {r.id: r for status in statuses for r in _all_records(broker, site, queue, status)}
+    records = list(unique.values())  # a job that moved on while we read appears once
     records.sort(
         key=lambda r: (
             order.get(r.queue, len(order)),
@@ -313,10 +314,9 @@ def _peek_kwargs(record: JobRecord, secret: str) -> Any:
     if record.serializer == "pickle":
         return display_payload(record.payload, "pickle", secret)
     try:
-        stored = json.loads(record.payload)
-    except ValueError:
+        return serializer.decode_value(_doc_refs(json.loads(record.payload)))
+    except (ValueError, TypeError, KeyError, IndexError):  # a corrupt payload: no arguments
         return None
-    return serializer.decode_value(_doc_refs(stored))
 
 
 def _doc_refs(value: Any) -> Any:
