@@ -119,12 +119,21 @@ class ScheduledJobType(Document):
         stored = self.last_execution or self.creation
         if stored is None:
             return dt.datetime.now(cron.UTC)
-        last = get_datetime(stored)
-        if self.last_run_at is not None and self.last_execution is not None:
-            exact = dt.datetime.fromtimestamp(float(self.last_run_at), cron.UTC)
-            if abs(cron.to_local(exact, zone) - last) < MATCH:
-                return exact
-        return cron.from_local(last, zone)
+        exact = self.recorded_run()
+        return exact if exact is not None else cron.from_local(get_datetime(stored), zone)
+
+    def recorded_run(self) -> dt.datetime | None:
+        """The exact instant of the last run as the scheduler or a worker recorded it, while
+        it still describes ``last_execution`` (nobody changed that since); else None."""
+        from jobbench.utils import get_datetime
+
+        if self.last_run_at is None or self.last_execution is None:
+            return None
+        zone, _ = self._basis()
+        exact = dt.datetime.fromtimestamp(float(self.last_run_at), cron.UTC)
+        if abs(cron.to_local(exact, zone) - get_datetime(self.last_execution)) < MATCH:
+            return exact
+        return None
 
     def next_instant(self, after: dt.datetime | None = None) -> dt.datetime:
         """The next slot (aware UTC) after ``after`` (default: the last run)."""

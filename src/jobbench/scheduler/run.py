@@ -13,6 +13,8 @@ import sys
 import traceback
 from typing import Any
 
+import sqlalchemy as sa
+
 from jobbench.context import current, get_controller, site_context
 from jobbench.errors import JobbenchError, JobError
 from jobbench.jobs.enqueue import resolve
@@ -82,25 +84,44 @@ def run_job_type(doc: Any, slot: int | None = None) -> Any:
 def _mark_start(doc: Any, slot: int | None) -> None:
     """last_execution = now, with the exact instant and the next slot derived from it.
 
-    A run never starts before its own slot: if this machine's clock is behind the
-    scheduler's, the slot is taken as the start, so the next run is never that same slot."""
+    A run never starts before its own slot, nor before the run its scheduler recorded for it
+    (when this machine's clock is behind the scheduler's): otherwise the next slot could come
+    out as one already past, and run twice. The row is read again under a write lock, since
+    the scheduler may have recorded the run after this job loaded the document."""
     local = current()
-    start = dt.datetime.now(dt.UTC)
-    if slot is not None:
-        start = max(start, dt.datetime.fromtimestamp(slot, dt.UTC))
-    doc.last_execution = cron.to_local(start, local.time_zone()).replace(fold=0)
-    doc.last_run_at = start.timestamp()
-    values = {"last_execution": doc.last_execution, "last_run_at": doc.last_run_at}
-    values.update(doc.refresh_schedule())
-    # End the read the derivation may have made (the zone), so on SQLite the write waits for
-    # the lock instead of failing at once on a snapshot another process has moved past.
-    local.db.commit()
+    zone = local.time_zone()
     try:
+        local.db.begin_write()
+        _read_last_run(local, doc)
+        start = max(_floors(doc, slot))
+        doc.last_execution = cron.to_local(start, zone).replace(fold=0)
+        doc.last_run_at = start.timestamp()
+        values = {"last_execution": doc.last_execution, "last_run_at": doc.last_run_at}
+        values.update(doc.refresh_schedule())
         local.db.set_value(JOB_TYPE, doc.name, values, update_modified=False)
         local.db.commit()
     except JobbenchError as exc:
         local.db.rollback()
         _report(doc, "could not record last_execution", exc)
+
+
+def _read_last_run(local: Any, doc: Any) -> None:
+    """Refresh last_execution/last_run_at from the row, locked (FOR UPDATE on servers)."""
+    table = doc.get_meta().table
+    stmt = sa.select(table.c.last_execution, table.c.last_run_at).where(table.c.name == doc.name)
+    row = local.db.execute(stmt.with_for_update()).first()
+    if row is not None:
+        doc.last_execution, doc.last_run_at = row[0], row[1]
+
+
+def _floors(doc: Any, slot: int | None) -> list[dt.datetime]:
+    floors = [dt.datetime.now(dt.UTC)]
+    if slot is not None:
+        floors.append(dt.datetime.fromtimestamp(slot, dt.UTC))
+    recorded = doc.recorded_run()  # the scheduler's own record of this run, not a user's edit
+    if recorded is not None:
+        floors.append(recorded)
+    return floors
 
 
 def _report(doc: Any, what: str, exc: BaseException) -> None:
