@@ -10,8 +10,8 @@ zone Asia/Kolkata) runs two apps, installed in this order:
 - ``compat``: the job functions the ports enqueue (in ``COMPAT_JOBS``) and a doctype ``Note``.
 
 ``fc_sqlite`` is the same bench on the SQLite broker only, for cases no broker is part of.
-For Redis the bench uses database 12 of the test server under a unique ``bench_id``; its keys
-are deleted before and after (never FLUSHDB: other runs may share the database).
+For Redis the bench uses database 11 of the test server under a unique ``bench_id``; its keys
+are deleted afterwards (never FLUSHDB: other runs may share the database).
 
 Workers and schedulers are real ``python -m jobbench ...`` processes; waits poll with a
 deadline.
@@ -27,25 +27,21 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 import jobbench
-from conftest import release_bench, require_service  # tests/conftest.py
 from integration.real_apps import forget_stub_apps, write_stub_app
-from jobbench.bench import Bench, init_bench
+from integration.scheduler_helpers import broker_bench
+from jobbench.bench import Bench
 from jobbench.brokers.base import Broker
 from jobbench.inspect import Inspector
 from jobbench.jobs.record import JobRecord, full_id
 
-REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/12"
 SITE = "site1"
 ZONE = "Asia/Kolkata"
 APP = "compat"
@@ -344,56 +340,27 @@ def write_compat_app(apps_dir: Path) -> None:
     (pkg / "jobs.py").write_text(COMPAT_JOBS)
 
 
-def _drop_redis_keys(bench_id: str) -> None:
-    import redis
+def _write_apps(apps_dir: Path) -> None:
+    write_stub_app(apps_dir, "frappe")
+    write_compat_app(apps_dir)
 
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"jb:{bench_id}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+
+def _forget_apps() -> None:
+    forget_stub_apps()
+    forget_compat()
 
 
 def make_compat(kind: str, tmp_path: Path) -> Iterator[Compat]:
     from jobbench.sites import new_site
 
-    bench_id = f"fc-{uuid.uuid4().hex[:12]}"
-    if kind == "redis":
-        parts = urlsplit(REDIS_SERVER)
-        require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-        importlib.import_module("jobbench.brokers.redis")  # must exist: an error, not a skip
-        _drop_redis_keys(bench_id)
-    bench = init_bench(tmp_path / "fb")
-    write_stub_app(bench.path / "apps", "frappe")
-    write_compat_app(bench.path / "apps")
-    forget_stub_apps()
-    forget_compat()
-    if kind == "redis":
-        bench.update_common_config({"redis_queue": REDIS_URL, "bench_id": bench_id})
-    made = False
-    compat = Compat(kind, bench, tmp_path)
-    try:
-        new_site(bench, SITE, apps=["frappe", APP])
-        made = True
-        bench.update_site_config(SITE, {"time_zone": ZONE})
-        yield compat
-    finally:
-        compat.stop_all()
-        if made:
-            release_bench(bench)
-        else:
-            from jobbench.brokers.factory import forget_broker
-
-            forget_broker(bench)
-        forget_stub_apps()
-        forget_compat()
-        apps_dir = str(bench.path / "apps")
-        while apps_dir in sys.path:
-            sys.path.remove(apps_dir)
-        if kind == "redis":
-            _drop_redis_keys(bench_id)
+    with broker_bench(kind, tmp_path / "fb", _write_apps, _forget_apps) as bench:
+        compat = Compat(kind, bench, tmp_path)
+        try:
+            new_site(bench, SITE, apps=["frappe", APP])
+            bench.update_site_config(SITE, {"time_zone": ZONE})
+            yield compat
+        finally:
+            compat.stop_all()
 
 
 @pytest.fixture(name="fc", params=["sqlite", "redis"])

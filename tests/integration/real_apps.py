@@ -17,20 +17,16 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import release_bench, require_service  # tests/conftest.py
-from jobbench.bench import Bench, init_bench
 from jobbench.sites import MigrateReport
 
-from .scheduler_helpers import REDIS_SERVER, REDIS_URL, SITE, ZONE, Sched, flush_redis
+from .scheduler_helpers import SITE, ZONE, Sched, broker_bench
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real_scheduler_events"
 APPS = ("frappe", "erpnext", "hrms")  # in install order
@@ -127,39 +123,13 @@ class Real(Sched):
 def make_real(kind: str, tmp_path: Path) -> Iterator[Real]:
     from jobbench.sites import install_app, new_site
 
-    if kind == "redis":
-        parts = urlsplit(REDIS_SERVER)
-        require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-        importlib.import_module("jobbench.brokers.redis")  # must exist: an error, not a skip
-        flush_redis()
-    bench: Bench = init_bench(tmp_path / "rb")
-    write_stub_apps(bench.path / "apps")
-    if kind == "redis":
-        bench.update_common_config(
-            {"redis_queue": REDIS_URL, "bench_id": f"real-{uuid.uuid4().hex[:10]}"}
-        )
-    site_made = False
-    try:
+    with broker_bench(kind, tmp_path / "rb", write_stub_apps, forget_stub_apps) as bench:
         new_site(bench, SITE)
-        site_made = True
         bench.update_site_config(SITE, {"time_zone": ZONE})
         real = Real(kind, bench, tmp_path)
         for app in APPS:
             real.installs[app] = install_app(bench, SITE, app)
         yield real
-    finally:
-        if site_made:
-            release_bench(bench)
-        else:
-            from jobbench.brokers.factory import forget_broker
-
-            forget_broker(bench)
-        forget_stub_apps()
-        apps_dir = str(bench.path / "apps")
-        while apps_dir in sys.path:
-            sys.path.remove(apps_dir)
-        if kind == "redis":
-            flush_redis()
 
 
 @pytest.fixture(name="real", params=["sqlite", "redis"])

@@ -15,6 +15,7 @@ Test modules import the fixtures explicitly:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import os
@@ -365,50 +366,57 @@ class Sched:
         )
 
 
-def flush_redis() -> None:
+def drop_bench_keys(bench_id: str) -> None:
+    """Delete one bench's keys (``jb:<bench_id>:*``) from the test Redis database; other
+    benches' keys stay, so test runs side by side do not wipe each other."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        client.flushdb()
+        keys = list(client.scan_iter(match=f"jb:{bench_id}:*", count=1000))
+        if keys:
+            client.delete(*keys)
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def broker_bench(
+    kind: str, root: Path, write_apps: Callable[[Path], object], forget: Callable[[], None]
+) -> Iterator[Bench]:
+    """A new bench at ``root`` whose apps ``write_apps(apps_dir)`` writes, on the SQLite
+    broker or (``kind="redis"``) on database 11 of the test Redis with a bench_id of its own.
+    Afterwards: the bench's broker and engines are released, ``forget()`` drops the apps'
+    modules, the apps folder leaves sys.path and the bench's Redis keys are deleted."""
+    bench_id = f"{root.name}-{uuid.uuid4().hex[:10]}"
+    if kind == "redis":
+        parts = urlsplit(REDIS_SERVER)
+        require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+        importlib.import_module("jobbench.brokers.redis")  # must exist: an error, not a skip
+    bench = init_bench(root)
+    write_apps(bench.path / "apps")
+    forget()
+    if kind == "redis":
+        bench.update_common_config({"redis_queue": REDIS_URL, "bench_id": bench_id})
+    try:
+        yield bench
+    finally:
+        release_bench(bench)
+        forget()
+        apps_dir = str(bench.path / "apps")
+        while apps_dir in sys.path:
+            sys.path.remove(apps_dir)
+        if kind == "redis":
+            drop_bench_keys(bench_id)
 
 
 def make_sched(kind: str, tmp_path: Path) -> Iterator[Sched]:
     from jobbench.sites import new_site
 
-    if kind == "redis":
-        parts = urlsplit(REDIS_SERVER)
-        require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-        importlib.import_module("jobbench.brokers.redis")  # must exist: an error, not a skip
-        flush_redis()
-    bench = init_bench(tmp_path / "sb")
-    write_sched_app(bench.path / "apps")
-    forget_app()
-    if kind == "redis":
-        bench.update_common_config(
-            {"redis_queue": REDIS_URL, "bench_id": f"sched-{uuid.uuid4().hex[:10]}"}
-        )
-    new_site_ok = False
-    try:
+    with broker_bench(kind, tmp_path / "sb", write_sched_app, forget_app) as bench:
         new_site(bench, SITE, apps=[APP])
         bench.update_site_config(SITE, {"time_zone": ZONE})
-        new_site_ok = True
         yield Sched(kind, bench, tmp_path)
-    finally:
-        if new_site_ok:
-            release_bench(bench)
-        else:
-            from jobbench.brokers.factory import forget_broker
-
-            forget_broker(bench)
-        forget_app()
-        apps_dir = str(bench.path / "apps")
-        while apps_dir in sys.path:
-            sys.path.remove(apps_dir)
-        if kind == "redis":
-            flush_redis()
 
 
 @pytest.fixture(name="sched", params=["sqlite", "redis"])

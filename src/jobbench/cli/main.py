@@ -87,8 +87,9 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-format_option = click.option(
+format_option = click.option(  # -f: bench's own short spelling
     "--format",
+    "-f",
     "fmt",
     type=click.Choice(["text", "json"]),
     default="text",

@@ -26,17 +26,6 @@ def schedule_command(state: CliState, quiet: bool) -> None:
     sys.exit(Scheduler(state.bench, quiet=quiet).run())
 
 
-BENCH_FORMAT = click.option(  # bench's own spelling: --format / -f, text or json
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
-
-
 def _say(site: str, status: str, fmt: str) -> None:
     """bench's line: ``Scheduler is <status> for site <site>``, or its JSON object."""
     if fmt == "json":
@@ -90,7 +79,7 @@ def disable_scheduler(state: CliState) -> None:
 
 @cli.command("scheduler")
 @click.argument("action", type=click.Choice(["pause", "resume", "enable", "disable", "status"]))
-@BENCH_FORMAT
+@format_option
 @pass_state
 def scheduler_command(state: CliState, action: str, fmt: str) -> None:
     """pause|resume (site config) | enable|disable (System Settings) | status."""
