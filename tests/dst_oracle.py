@@ -171,8 +171,14 @@ def _day_plan(schedule: Schedule) -> tuple[Callable[[dt.date], bool], list[int]]
 
 
 # -- the zone's offset changes ----------------------------------------------------------------
+def _seconds_east(aware: dt.datetime) -> int:
+    offset = aware.utcoffset()
+    assert offset is not None
+    return int(offset.total_seconds())
+
+
 def _offset(zone: ZoneInfo, epoch: int) -> int:
-    return int(dt.datetime.fromtimestamp(epoch, zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+    return _seconds_east(dt.datetime.fromtimestamp(epoch, zone))
 
 
 @functools.cache
@@ -246,7 +252,7 @@ def _slots(schedule: Schedule, zone_name: str, start: int, end: int) -> list[int
                         found.add(_resolve(zone, wall, changes))
             else:
                 noon = (midnight + dt.timedelta(hours=12)).replace(tzinfo=zone)
-                base = (date - _EPOCH_DATE).days * DAY - int(noon.utcoffset().total_seconds())  # type: ignore[union-attr]
+                base = (date - _EPOCH_DATE).days * DAY - _seconds_east(noon)
                 found.update(base + second for second in times)
         date += dt.timedelta(days=1)
     return sorted(s for s in found if start < s <= end)
