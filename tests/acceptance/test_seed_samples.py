@@ -1,7 +1,8 @@
 """The code samples of the seed document run on jobbench with ``import jobbench as frappe``.
 
-The samples are read from ``shared/seed/background-jobs.zh.md`` itself (not copied here), so a
-change to the seed is a change to this test. Python blocks run inside a site context, in the
+The samples are read from ``tests/data/seed/background-jobs.zh.md``, a verbatim copy of the
+project's seed document (the repository stands on its own), so the blocks run exactly as
+written there. Python blocks run inside a site context, in the
 namespace of the module their dotted paths name (``app.module.folder``), so the functions they
 define are importable by workers, as they would be in a real app. Shell blocks run with
 ``bench`` replaced by ``jobbench``.
@@ -23,7 +24,7 @@ import pytest
 from jobbench.bench import init_bench
 from jobbench.sites import install_app, new_site
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "background-jobs.zh.md"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed" / "background-jobs.zh.md"
 
 APP_HOOKS = 'doctypes = ["app.task.Task"]\n'
 APP_TASK = """

@@ -15,7 +15,7 @@ from jobbench.scheduler.scheduler import Scheduler
 
 from .scheduler_helpers import JOB_TYPE, Sched, sched_fixture, sched_sqlite_fixture  # noqa: F401
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "background-jobs.zh.md"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed" / "background-jobs.zh.md"  # verbatim
 
 
 def seed_sample() -> str:
