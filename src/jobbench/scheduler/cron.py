@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -73,6 +74,11 @@ def validate_cron(expression: str | None) -> str:
     """Return the normalized expression, or raise ValidationError naming it."""
     if not expression or not isinstance(expression, str) or not expression.strip():
         raise ValidationError("Scheduled Job Type: a Cron job type needs a cron_format")
+    return _validated(expression)
+
+
+@lru_cache(maxsize=1024)  # every next-slot computation checks its cron: parse each once
+def _validated(expression: str) -> str:
     text = normalize_cron(expression)
     expanded = ALIASES.get(text.lower(), text)
     if len(expanded.split()) not in (5, 6) or not croniter.is_valid(expanded):
