@@ -26,8 +26,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,18 +196,6 @@ class Proc:
                 self.proc.wait(10)
                 pytest.fail(f"process {self.proc.pid} ignored signal {sig}:\n{self.output()}")
         return int(self.proc.returncode)
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, pause: float = 0.05) -> Any:
-    """Poll ``check()`` until it returns something truthy; return that, or fail naming it."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(pause)
 
 
 @dataclass

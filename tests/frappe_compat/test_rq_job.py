@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 import jobbench as frappe
+from integration.scheduler_helpers import wait_until
 
-from .conftest import Compat, wait_until
+from .conftest import Compat
 
 BG_JOB = "compat.jobs.sample_job"
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 
+from integration.scheduler_helpers import wait_until
 from jobbench.inspect import WorkerState
 
-from .conftest import Compat, wait_until
+from .conftest import Compat
 
 
 def _running_worker(fc: Compat) -> list[WorkerState]:

@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 
 import jobbench as frappe
+from integration.scheduler_helpers import wait_until
 from jobbench.scheduler import scheduler as scheduler_module
 from jobbench.scheduler.scheduler import LAST_TICK_MARKER, LEASE, Scheduler, TickReport
 
-from .conftest import JOB_TYPE, Compat, wait_until
+from .conftest import JOB_TYPE, Compat
 
 DEFAULT_SCHEDULER_TICK = 240  # Frappe's default tick; jobbench's default is 60 s
 
