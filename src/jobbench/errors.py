@@ -8,7 +8,8 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
 
     JobbenchError
     ├── ConfigError                  malformed JSON, a known key with a wrong type or value
-    │   └── BenchNotFoundError       no bench at --bench / $JOBBENCH_BENCH / any parent folder
+    │   ├── BenchNotFoundError       no bench at --bench / $JOBBENCH_BENCH / any parent folder
+    │   └── InsecureConfigError      secret_key (or a token) missing or too short
     ├── SiteError
     │   ├── SiteNotFoundError        unknown site name
     │   ├── SiteExistsError          new-site on a name already taken
@@ -33,9 +34,11 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
     ├── JobError                     a job cannot be enqueued as asked
     │   ├── InvalidQueue             unknown queue name (lists the valid ones)
     │   ├── MethodNotFound           a dotted path that does not resolve
+    │   ├── MethodNotAllowed         a method outside the site's apps and allowed_job_modules
     │   ├── UnimportableMethod       a lambda, nested function or __main__ function
     │   ├── NoSuchJobError           no job with that id
     │   ├── ArgumentNotSerializable  an argument the serializer cannot carry (also a TypeError)
+    │   ├── PayloadTooLarge          serialised arguments over max_payload_bytes
     │   └── PayloadError             a job payload that is corrupt, forged or unsigned
     ├── JobTimeoutException          raised inside a job that ran past its timeout
     └── RetryBackgroundJobError      raise it in a job to have it retried in place
@@ -50,6 +53,10 @@ class JobbenchError(Exception):
 
 class ConfigError(JobbenchError):
     """A configuration file is malformed or holds a value of the wrong type."""
+
+
+class InsecureConfigError(ConfigError):
+    """A setting security depends on is missing or too weak (``secret_key``, a token)."""
 
 
 class BenchNotFoundError(ConfigError):
@@ -151,6 +158,14 @@ class MethodNotFound(JobError):  # noqa: N818 - the name the SPEC gives it
     """A dotted method path does not resolve to a callable."""
 
 
+class MethodNotAllowed(JobError):  # noqa: N818 - pairs with MethodNotFound
+    """A method outside the site's installed apps and ``allowed_job_modules``."""
+
+
+class PayloadTooLarge(JobError, ValueError):  # noqa: N818 - pairs with PayloadError
+    """A job's serialised arguments are larger than ``max_payload_bytes``."""
+
+
 class UnimportableMethod(JobError, ValueError):  # noqa: N818 - pairs with MethodNotFound
     """A callable that workers could not import by name (lambda, nested, __main__)."""
 
@@ -182,15 +197,18 @@ __all__ = [
     "InvalidQueue",
     "JobError",
     "JobTimeoutException",
+    "MethodNotAllowed",
     "MethodNotFound",
     "NoSuchJobError",
     "PayloadError",
+    "PayloadTooLarge",
     "QueueOverloaded",
     "RetryBackgroundJobError",
     "UnimportableMethod",
     "AppError",
     "BenchNotFoundError",
     "ConfigError",
+    "InsecureConfigError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DocTypeNotFoundError",

@@ -525,11 +525,13 @@ def test_statement_timeout_in_a_job_is_retried_in_place(
     from jobbench.brokers.factory import get_broker
     from jobbench.jobs import serializer
     from jobbench.jobs.execute import execute_job
+    from jobbench.jobs.trust import sign
 
     bench, kind = server_site
     make_job_app(bench)
     payload = serializer.dumps({"kind": kind}, "json", "")
     record = JobRecord(full_id("site1", "slow"), "site1", "default", "slowapp.jobs.slow", payload)
+    sign(record, str(bench.common_config().secret_key))  # as enqueue does
     outcome = execute_job(record, bench, get_broker(bench, bench.common_config()))
     assert outcome.status == "finished", outcome.exc_info
     assert serializer.loads(outcome.result or b"", "json", "") == [2, "QueryTimeoutError"]

@@ -17,8 +17,8 @@ from typing import Any
 
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, current, get_controller
-from jobbench.errors import JobError, MethodNotFound, UnimportableMethod
-from jobbench.jobs import serializer, tracking
+from jobbench.errors import JobError, MethodNotFound, PayloadTooLarge, UnimportableMethod
+from jobbench.jobs import serializer, tracking, trust
 from jobbench.jobs.job import Job
 from jobbench.jobs.queues import validate_queue
 from jobbench.jobs.record import JobRecord, full_id
@@ -108,14 +108,19 @@ def _timeout(timeout: Any, default: int) -> int:
     return int(max(1, round(timeout)))
 
 
-def _payload(local: SiteLocal, kwargs: dict[str, Any]) -> tuple[bytes, str]:
+def _payload(local: SiteLocal, kwargs: dict[str, Any], secret: str) -> tuple[bytes, str]:
     kind = str(local.conf.get("job_serializer") or "json")
     try:
-        return serializer.dumps(kwargs, kind, str(local.conf.secret_key or ""), "argument"), kind
+        data = serializer.dumps(kwargs, kind, secret, "argument")
     except serializer.Unserializable as exc:
         name = exc.path.removeprefix("argument")
         from jobbench.errors import ArgumentNotSerializable
 
+        if exc.reason:
+            label = f"argument {name}" if name else "the arguments"
+            raise ArgumentNotSerializable(
+                f"{label} cannot be carried by the {kind} serializer: {exc.reason}"
+            ) from None
         hint = "pass plain data (or a saved Document), or set job_serializer to 'pickle'"
         if kind == "pickle":
             hint = "pass something picklable"
@@ -123,6 +128,14 @@ def _payload(local: SiteLocal, kwargs: dict[str, Any]) -> tuple[bytes, str]:
             f"argument {name} of type {type(exc.value).__name__} cannot be carried by the "
             f"{kind} serializer; {hint}"
         ) from None
+    limit = trust.max_payload_bytes(local.conf)
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"the job's arguments are {len(data)} bytes serialised, over max_payload_bytes "
+            f"({limit}); pass a reference (a document name, a file path) instead of the data, "
+            "or raise max_payload_bytes in the bench's config"
+        )
+    return data, kind
 
 
 QUEUE_STARVATION_THRESHOLD = 16  # Frappe's: at_front_when_starved above this many queued jobs
@@ -186,7 +199,8 @@ def enqueue(
     default_timeout = validate_queue(local.conf, queue)
     if event is not None and not isinstance(event, str):
         raise JobError(f"event must be a string, got {event!r}")
-    path = method_path(method)
+    secret = trust.secret_of(local.conf, f"site {local.site!r}")
+    path = _allowed_path(method, local, "method")
     record = JobRecord(
         id=full_id(local.site, _job_id(job_id, deduplicate)),
         site=local.site,
@@ -197,17 +211,29 @@ def enqueue(
         timeout=_timeout(timeout, default_timeout),
         job_name=job_name or path,
         retries_left=_retries(retry),
-        on_success=method_path(on_success) if on_success else None,
-        on_failure=method_path(on_failure) if on_failure else None,
+        on_success=_allowed_path(on_success, local, "on_success") if on_success else None,
+        on_failure=_allowed_path(on_failure, local, "on_failure") if on_failure else None,
         event=event or None,
     )
-    record.payload, record.serializer = _payload(local, kwargs)
+    record.payload, record.serializer = _payload(local, kwargs, secret)
+    trust.sign(record, secret)
     opts = _PushOptions(at_front, at_front_when_starved, deduplicate, track_job, once_key)
     push = functools.partial(_push, local, record, opts, kwargs)
     if enqueue_after_commit:
         local.db.after_commit.add(push)
         return None
     return push()
+
+
+def _allowed_path(method: str | Callable[..., Any], local: SiteLocal, role: str) -> str:
+    """The method's dotted path, refused (MethodNotAllowed) before it is imported when it lies
+    outside the site's apps: a worker would refuse it too (jobbench.jobs.trust)."""
+    if isinstance(method, str):
+        trust.check_method(method, local.conf, role)
+        return method_path(method)
+    path = method_path(method)
+    trust.check_method(path, local.conf, role)
+    return path
 
 
 def _job_id(job_id: str | None, deduplicate: bool) -> str:

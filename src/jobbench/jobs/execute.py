@@ -45,7 +45,7 @@ from jobbench.errors import (
     QueryTimeoutError,
     RetryBackgroundJobError,
 )
-from jobbench.jobs import serializer, tracking
+from jobbench.jobs import serializer, tracking, trust
 from jobbench.jobs.enqueue import resolve
 from jobbench.jobs.record import JobRecord
 from jobbench.model.database import CallbackManager
@@ -66,6 +66,7 @@ class Outcome:
     status: str  # finished | failed | stopped
     result: bytes | None = None
     exc_info: str | None = None
+    retry: bool = True  # False: failed for good even with retries left (a refused record)
 
 
 @dataclass
@@ -119,8 +120,18 @@ def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outco
             tracking.flush_pending(local, record)
 
 
+def _refused(local: SiteLocal, record: JobRecord, reason: str) -> Outcome:
+    """A record the worker will not run (jobbench.jobs.trust): nothing of it was imported or
+    decoded, no hook or callback runs; an Error Log says why and it is not retried."""
+    _log(local, f"job refused: {record.method}", reason)
+    return Outcome("failed", exc_info=f"refused: {reason}", retry=False)
+
+
 def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> Outcome:
-    secret = str(local.conf.secret_key or "")
+    reason = trust.refusal(record, local.conf)
+    if reason is not None:  # checked before the method's module is imported
+        return _refused(local, record, reason)
+    secret = str(local.conf.secret_key)
     tracking.update_for(local, record, "started_at", status="Running")
     job = local.job = JobContext(
         record.job_id, local.site, record.method, {}, record.user, record.queue, record, broker
@@ -289,12 +300,21 @@ def _finished(local: SiteLocal, record: JobRecord, result: Any) -> Outcome:
     try:
         data = serializer.dumps(result, "json", "", "result")
     except serializer.Unserializable:
-        data = serializer.dumps(repr(result), "json", "", "result")
+        data = serializer.dumps(_repr(result), "json", "", "result")
     tracking.update_for(
         local, record, "ended_at", status="Completed", progress=100.0, result=result
     )
     _success_callback(local, record, result)
     return Outcome("finished", result=data)
+
+
+def _repr(value: Any) -> str:
+    """What is kept of a result JSON cannot carry: its repr, or its type if even that fails
+    (a result nested too deeply for repr)."""
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - RecursionError, or a __repr__ that raises
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def _failed(local: SiteLocal, record: JobRecord, exc_text: str) -> Outcome:

@@ -80,6 +80,7 @@ class JobRecord:
     on_failure: str | None = None
     stop_requested: int = 0
     event: str | None = None  # Frappe's enqueue(event=...): a label purge-jobs --event matches
+    signature: str | None = None  # HMAC over what decides what runs (jobbench.jobs.trust)
 
     @property
     def job_id(self) -> str:
@@ -105,14 +106,27 @@ _BYTES = {"payload", "result"}
 
 
 def _decode(name: str, value: Any) -> Any:
+    """One stored field with its type restored. Never raises: a record anyone could write
+    (``progress='abc'``, bytes that are not UTF-8) reads with that field unset, so listings,
+    the dashboard and the worker see the job instead of crashing on it."""
     if value is None or value == b"" and name not in _BYTES:
         return None if name not in _INTS else 0
     if name in _BYTES:
         return value if isinstance(value, bytes) else str(value).encode()
     if isinstance(value, bytes):
-        value = value.decode()
+        value = value.decode(errors="replace")
     if name in _FLOATS:
-        return float(value)
+        return _number(float, value, None)
     if name in _INTS:
-        return int(value)
-    return value
+        return _number(int, value, 0)
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(kind: type[float] | type[int], value: Any, default: Any) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if isinstance(number, float) and number != number:  # NaN compares unequal to everything
+        return default
+    return number

@@ -1,11 +1,16 @@
 """Serialising job arguments and results.
 
-``json`` (the default) is safe: a worker never runs code because of a payload. Besides JSON's
+``json`` (the default) carries data only: decoding a payload never calls code (the method a
+record names is a separate matter: jobbench.jobs.trust decides what may run). Besides JSON's
 own types it carries, exactly, tuple, datetime, date, time, Decimal, UUID and bytes, using
 tagged objects ``{"__jb__": tag, "v": value}``; a Document travels as a reference and is read
 fresh from the database in the worker. ``pickle`` carries any picklable value; each payload is
 HMAC-SHA256-signed with the bench's ``secret_key``, and an unsigned or tampered one is refused
-(``PayloadError``) before it is unpickled.
+(``PayloadError``) before it is unpickled. Without a ``secret_key`` of at least 32 bytes pickle
+refuses both ways: an empty key would let anyone sign a payload.
+
+Values too deep for the interpreter's stack or integers too long for Python's int-to-text limit
+are refused as ``Unserializable`` (writing) or ``PayloadError`` (reading), never a RecursionError.
 """
 
 from __future__ import annotations
@@ -20,19 +25,22 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from jobbench.errors import PayloadError
+from jobbench.errors import InsecureConfigError, PayloadError
 
 TAG = "__jb__"
+_MAX_DIGITS = 4000  # below sys.get_int_max_str_digits()'s default of 4300
+_MAX_INT_BITS = int(_MAX_DIGITS * 3.32)  # log2(10): bits of a 4000-digit integer
 _PICKLE_MAGIC = b"JBP1"
 
 
 class Unserializable(TypeError):
     """A value the serializer cannot carry; ``path`` says where it sits."""
 
-    def __init__(self, path: str, value: Any) -> None:
+    def __init__(self, path: str, value: Any, reason: str | None = None) -> None:
         super().__init__(f"{path} of type {type(value).__name__}")
         self.path = path
         self.value = value
+        self.reason = reason  # set when the type is fine but the value is not (too deep, ...)
 
 
 def _tag(tag: str, value: Any) -> dict[str, Any]:
@@ -41,7 +49,11 @@ def _tag(tag: str, value: Any) -> dict[str, Any]:
 
 def encode_value(value: Any, path: str = "value") -> Any:
     """Turn ``value`` into plain JSON data; raise Unserializable naming where it failed."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:  # JSON text of it would pass Python's limit
+            raise Unserializable(path, value, f"an integer of more than {_MAX_DIGITS} digits")
         return value
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -121,12 +133,18 @@ def decode_value(value: Any) -> Any:
 def dumps(value: Any, serializer: str, secret: str, path: str = "value") -> bytes:
     """Serialise with ``json`` or signed ``pickle``."""
     if serializer == "pickle":
+        _require_secret(secret)
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - pickle raises many types for one cause
             raise Unserializable(path, value) from exc
         return _PICKLE_MAGIC + _sign(data, secret) + data
-    return json.dumps(encode_value(value, path), separators=(",", ":")).encode()
+    try:
+        return json.dumps(encode_value(value, path), separators=(",", ":")).encode()
+    except RecursionError:
+        raise Unserializable(path, value, "it is nested too deeply") from None
+    except ValueError as exc:  # an int longer than sys.get_int_max_str_digits()
+        raise Unserializable(path, value, str(exc)) from None
 
 
 def loads(payload: bytes, serializer: str, secret: str) -> Any:
@@ -135,8 +153,21 @@ def loads(payload: bytes, serializer: str, secret: str) -> Any:
         return _loads_pickle(payload, secret)
     try:
         return decode_value(json.loads(payload))
+    except RecursionError:
+        raise PayloadError("job payload is nested too deeply to decode") from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise PayloadError(f"corrupt job payload: {exc}") from exc
+
+
+MIN_SECRET_BYTES = 32  # as jobbench.jobs.trust requires of every secret_key
+
+
+def _require_secret(secret: str) -> None:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise InsecureConfigError(
+            "job_serializer 'pickle' needs a secret_key of at least 32 bytes to sign payloads; "
+            "set secret_key in common_site_config.json (jobbench init writes one)"
+        )
 
 
 def _sign(data: bytes, secret: str) -> bytes:
@@ -144,6 +175,8 @@ def _sign(data: bytes, secret: str) -> bytes:
 
 
 def _loads_pickle(payload: bytes, secret: str) -> Any:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise PayloadError("no secret_key of at least 32 bytes: refusing to unpickle a payload")
     if not payload.startswith(_PICKLE_MAGIC) or len(payload) < len(_PICKLE_MAGIC) + 32:
         raise PayloadError("pickle payload is not signed; refusing to unpickle it")
     body = payload[len(_PICKLE_MAGIC) :]

@@ -32,6 +32,7 @@ from jobbench.bench import Bench
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, site_context
 from jobbench.errors import BrokerError, JobbenchError
+from jobbench.jobs.trust import secret_of
 from jobbench.scheduler.cron import DEFAULT_INTERVAL, schedule_basis, to_local
 from jobbench.scheduler.status import inactive_reason
 
@@ -56,6 +57,7 @@ class Scheduler:
         quiet: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        secret_of(bench.common_config())  # every run it enqueues is signed with it
         self.bench = bench
         self.owner = owner or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.quiet = quiet

@@ -98,7 +98,8 @@ def record_outcome(
     elif outcome.status == "stopped":
         broker.mark_stopped(record.id, worker, outcome.exc_info or "stopped", keep)
     else:
-        retry_at = time.time() + backoff(record.retry_count) if record.retries_left > 0 else None
+        retrying = outcome.retry and record.retries_left > 0
+        retry_at = time.time() + backoff(record.retry_count) if retrying else None
         broker.fail(record.id, worker, outcome.exc_info or "failed", keep, retry_at=retry_at)
 
 

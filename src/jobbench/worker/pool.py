@@ -14,6 +14,7 @@ import time
 from types import FrameType
 
 from jobbench.bench import Bench
+from jobbench.jobs.trust import secret_of
 from jobbench.worker.executor import die_with_parent
 from jobbench.worker.worker import Worker
 
@@ -32,6 +33,7 @@ class WorkerPool:
         quiet: bool = False,
         with_scheduler: bool = False,
     ) -> None:
+        secret_of(bench.common_config())  # refuse here, not once per forked worker
         self.bench = bench
         self.with_scheduler = with_scheduler
         self.queues = queues

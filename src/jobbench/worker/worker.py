@@ -28,6 +28,7 @@ from jobbench.bench import Bench
 from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker, retention
 from jobbench.errors import BrokerError
+from jobbench.jobs.trust import secret_of
 from jobbench.worker.executor import ExecutorConfig, executor_main
 
 HEARTBEAT_INTERVAL = 5.0
@@ -81,6 +82,7 @@ class Worker:
     ) -> None:
         self.bench = bench
         self.conf = bench.common_config()
+        secret_of(self.conf)  # fail closed: no worker runs without a secret to check records
         self.broker = get_broker(bench, self.conf)
         self.keep = retention(self.conf)
         host = socket.gethostname()
