@@ -113,6 +113,8 @@ KNOWN_KEYS: dict[str, Check] = {
     "max_queued_jobs": _optional(_int(1)),
     "job_serializer": _serializer,
     "secret_key": _str,
+    "allowed_job_modules": _str_list,
+    "max_payload_bytes": _int(1),
     "bench_id": _str,
     "default_site": _str,
     "dashboard_host": _str,
