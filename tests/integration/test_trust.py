@@ -245,3 +245,27 @@ def test_unreadable_record_fields_do_not_break_listings(engine: Engine) -> None:
     assert listed.returncode == 0 and "odd" in listed.stdout, listed.stderr
     engine.run_worker()
     assert job.refresh().status == "finished"
+
+
+def test_scheduled_job_type_row_outside_the_apps_is_refused(engine: Engine) -> None:
+    """Anyone who can write a Scheduled Job Type row (the site database) still reaches only the
+    apps' code: saving refuses it, and a row changed behind the document layer fails its run
+    without importing the module."""
+    marker = _evil_module(engine)
+    with engine.ctx() as local:
+        with pytest.raises(jobbench.MethodNotAllowed, match="'evilmod.run'"):
+            jobbench.new_doc("Scheduled Job Type", method="evilmod.run", frequency="All").insert()
+        local.db.rollback()
+        doc = jobbench.new_doc("Scheduled Job Type", method=jobs_path("noop"), frequency="All")
+        doc.insert()
+        local.db.set_value("Scheduled Job Type", doc.name, {"method": "evilmod.run"})
+        local.db.commit()
+        doc = jobbench.get_doc("Scheduled Job Type", doc.name)
+        assert doc.enqueue(force=True) is True
+        local.db.commit()
+        job_id = doc.rq_job_id
+    engine.run_worker()
+    record = engine.record(job_id)
+    assert record is not None and record.status == "failed"
+    assert "MethodNotAllowed" in str(record.exc_info)
+    assert not marker.exists(), "the module was imported"

@@ -70,6 +70,11 @@ class ScheduledJobType(Document):
             self.method = EVENT_METHOD
         if not self.method:
             raise MandatoryError("Scheduled Job Type: field 'method' is required")
+        if self.method != EVENT_METHOD:
+            from jobbench.context import current
+            from jobbench.jobs.trust import check_method
+
+            check_method(self.method, current().conf)  # a worker would refuse it too
         cron.cron_for(self.frequency, self.cron_format)
         if self.frequency == "Cron":
             self.cron_format = cron.validate_cron(self.cron_format)

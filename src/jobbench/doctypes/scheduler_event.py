@@ -19,6 +19,9 @@ class SchedulerEvent(Document):
 
     def validate(self) -> None:
         if self.method:
+            from jobbench.context import current
             from jobbench.jobs.enqueue import method_path
+            from jobbench.jobs.trust import check_method
 
+            check_method(self.method, current().conf)  # before importing it
             method_path(self.method)  # MethodNotFound names the path

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from jobbench.context import current, get_controller, site_context
 from jobbench.errors import JobbenchError, JobError
 from jobbench.jobs.enqueue import resolve
+from jobbench.jobs.trust import check_method
 from jobbench.scheduler import cron
 
 RUN_METHOD = "jobbench.scheduler.run.run_scheduled_job"
@@ -40,12 +41,12 @@ def run_scheduled_job(job_type: str, slot: int | None = None) -> Any:
 def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
     """The callable to run: the method, or the linked Scheduler Event's method or hook."""
     if not doc.scheduler_event:
-        return resolve(doc.method), {}
+        return _allowed(doc.method), {}
     from jobbench.documents import get_doc
 
     event = get_doc("Scheduler Event", doc.scheduler_event)
     if event.method:
-        return resolve(event.method), {}
+        return _allowed(event.method), {}
     hook = getattr(get_controller(event.scheduled_against), "run_scheduled_event", None)
     if not callable(hook):
         raise JobError(
@@ -53,6 +54,13 @@ def _target(doc: Any) -> tuple[Any, dict[str, Any]]:
             "run_scheduled_event hook and the event has no method; set one of them"
         )
     return hook, {"event": event}
+
+
+def _allowed(path: str) -> Any:
+    """A schedule's method, imported only when it lies under the site's apps: anyone who can
+    write a Scheduled Job Type row must not reach code outside them (docs/security.md)."""
+    check_method(path, current().conf)
+    return resolve(path)
 
 
 def run_job_type(doc: Any, slot: int | None = None) -> Any:
