@@ -34,6 +34,8 @@ def web_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bench with one SQLite site, made through the Python API (the examples need no app)."""
     bench = init_bench(tmp_path_factory.mktemp("web") / "bench")
     new_site(bench, SITE)
+    # The examples' tasks are project modules, not apps: allowed as docs/frameworks.md says.
+    bench.update_common_config({"allowed_job_modules": ["flask_app", "fastapi_app", "django_app"]})
     return bench.path
 
 

@@ -207,6 +207,40 @@ def doc_arg(doc):
 
 def describe(value):
     return f"{type(value).__name__}:{value!r}"
+
+
+async def async_write(subject, pause=0.01):
+    """An async def job: awaits, then writes through the site context (contextvars)."""
+    import asyncio
+
+    await asyncio.sleep(pause)
+    name = write_task(subject)
+    return [jobbench.local.site, jobbench.session.user, name]
+
+
+async def async_fail(subject):
+    import asyncio
+
+    write_task(subject)  # rolled back with the failure
+    await asyncio.sleep(0)
+    raise ValueError(f"async boom after {subject}")
+
+
+async def async_fail_first_time(counter):
+    import asyncio
+
+    await asyncio.sleep(0)
+    return fail_first_time(counter)
+
+
+async def async_sleep_then_mark(seconds, path):
+    """Sleep past the soft timeout; the cancellation must run the finally block."""
+    import asyncio
+
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        Path(path).write_text("unwound")
 '''
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, current, get_controller
 from jobbench.errors import JobError, MethodNotFound, PayloadTooLarge, UnimportableMethod
-from jobbench.jobs import serializer, tracking, trust
+from jobbench.jobs import aio, serializer, tracking, trust
 from jobbench.jobs.job import Job
 from jobbench.jobs.queues import validate_queue
 from jobbench.jobs.record import JobRecord, full_id
@@ -195,7 +195,7 @@ def enqueue(
     local = current()
     if now or not is_async:
         fn = method if callable(method) else resolve(method_path(method))
-        return call_with_accepted_kwargs(fn, kwargs)
+        return aio.settle(call_with_accepted_kwargs(fn, kwargs))  # async def: run to the end
     default_timeout = validate_queue(local.conf, queue)
     if event is not None and not isinstance(event, str):
         raise JobError(f"event must be a string, got {event!r}")

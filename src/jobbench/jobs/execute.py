@@ -45,7 +45,7 @@ from jobbench.errors import (
     QueryTimeoutError,
     RetryBackgroundJobError,
 )
-from jobbench.jobs import serializer, tracking, trust
+from jobbench.jobs import aio, serializer, tracking, trust
 from jobbench.jobs.enqueue import resolve
 from jobbench.jobs.record import JobRecord
 from jobbench.model.database import CallbackManager
@@ -169,7 +169,7 @@ def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any
         try:
             for hook in local.hooks().get("before_job", []):
                 call_hook(hook, before)
-            result = fn(**kwargs)
+            result = aio.settle(fn(**kwargs))  # an async def job is awaited here
             local.db.commit()
             return result
         except RETRYABLE:
@@ -249,8 +249,8 @@ def call_hook(path: str, kwargs: dict[str, Any]) -> Any:
     fn = resolve(path)
     names = _shape(path, fn).names
     if names is None:
-        return fn(**kwargs)
-    return fn(**{k: v for k, v in kwargs.items() if k in names})
+        return aio.settle(fn(**kwargs))
+    return aio.settle(fn(**{k: v for k, v in kwargs.items() if k in names}))
 
 
 def _rq_connection(job: JobContext) -> Any:
@@ -261,9 +261,9 @@ def _rq_connection(job: JobContext) -> Any:
 def _success_callback(local: SiteLocal, record: JobRecord, result: Any) -> None:
     def call(fn: Callable[..., Any], rq_style: bool) -> None:
         if rq_style:
-            fn(local.job, _rq_connection(local.job), result)
+            aio.settle(fn(local.job, _rq_connection(local.job), result))
         else:
-            fn(local.job, result)
+            aio.settle(fn(local.job, result))
 
     _callback(local, record.on_success, call)
 
@@ -275,9 +275,9 @@ def _failure_callback(local: SiteLocal, record: JobRecord, exc: BaseException) -
 
     def call(fn: Callable[..., Any], rq_style: bool) -> None:
         if rq_style:
-            fn(local.job, _rq_connection(local.job), type(exc), exc, exc.__traceback__)
+            aio.settle(fn(local.job, _rq_connection(local.job), type(exc), exc, exc.__traceback__))
         else:
-            fn(local.job, exc)
+            aio.settle(fn(local.job, exc))
 
     _callback(local, record.on_failure, call)
 

@@ -6,6 +6,7 @@ hard deadline and settle the job if the executor dies. Signals from the parent:
 
 * SIGALRM (its own timer) raises ``JobTimeoutException`` in the job: the soft timeout;
 * SIGUSR1 raises ``StopJob`` in the job: stop it now (cold shutdown, ``jobs stop``);
+  (in an ``async def`` job both cancel its task instead, see jobbench.jobs.aio);
 * SIGUSR2 asks it to exit after the current job (warm shutdown).
 
 It runs in its own process group, so the parent's hard stop (``killpg``) also reaps any
@@ -30,6 +31,7 @@ from jobbench.bench import Bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.brokers.factory import get_broker, retention
 from jobbench.errors import BrokerError, JobTimeoutException
+from jobbench.jobs import aio
 from jobbench.jobs.execute import Outcome, StopJob, execute_job
 from jobbench.jobs.record import JobRecord
 
@@ -54,12 +56,16 @@ class _State:
 
 def _on_alarm(_sig: int, _frame: FrameType | None) -> None:
     if _State.in_job:
-        raise JobTimeoutException(f"Job exceeded its timeout of {_State.timeout} s (soft stop)")
+        exc = JobTimeoutException(f"Job exceeded its timeout of {_State.timeout} s (soft stop)")
+        if not aio.interrupt(exc):  # an async job is cancelled instead (jobbench.jobs.aio)
+            raise exc
 
 
 def _on_stop(_sig: int, _frame: FrameType | None) -> None:
     if _State.in_job:
-        raise StopJob("stopped on request")
+        if not aio.interrupt(StopJob("stopped on request")):
+            raise StopJob("stopped on request")
+        return
     _State.exit_after_job = True
 
 

@@ -1,0 +1,109 @@
+"""Running ``async def`` jobs: awaited to completion on an event loop, never left as a
+coroutine object.
+
+A job whose function returns an awaitable is run on this thread's event loop (one per thread,
+kept between jobs). The task is created in the caller's ``contextvars`` context, so the site
+context (``jobbench.local``, ``db``, ``session``) is the job's inside the coroutine as well.
+
+Soft timeout and stop on request arrive as signals (jobbench.worker.executor). Raising from a
+signal handler in the middle of the event loop could lose the loop's bookkeeping, so while an
+async job runs the handler calls ``interrupt`` instead: it cancels the task from the loop's own
+thread-safe wake-up path, the coroutine unwinds (its ``finally`` blocks run), and ``run``
+raises the signal's exception (``JobTimeoutException``, ``StopJob``) in its place. A coroutine
+that swallows the cancellation still meets the worker's hard deadline, which kills the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import threading
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class _Running:
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[Any]
+    raise_instead: BaseException | None = None
+
+
+_local = threading.local()  # .loop: this thread's event loop; .running: the job being awaited
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    return loop
+
+
+async def _wrap(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def interrupt(exc: BaseException) -> bool:
+    """From a signal handler: make the async job running on this thread end with ``exc``.
+    False when none is running (the caller raises ``exc`` itself)."""
+    running: _Running | None = getattr(_local, "running", None)
+    if running is None or running.task.done():
+        return False
+    running.raise_instead = exc
+    running.loop.call_soon_threadsafe(running.task.cancel)
+    return True
+
+
+def settle(value: Any) -> Any:
+    """``value`` itself, or what it resolves to when it is awaitable (an ``async def``
+    function's coroutine)."""
+    return run(value) if inspect.isawaitable(value) else value
+
+
+def run(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` to completion and return its result (or raise its exception)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_here(awaitable)
+    return _run_in_thread(awaitable)  # called from async code: this thread's loop is busy
+
+
+def _run_here(awaitable: Awaitable[Any]) -> Any:
+    loop = _loop()
+    task = loop.create_task(_wrap(awaitable), context=contextvars.copy_context())
+    running = _Running(loop, task)
+    _local.running = running
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if running.raise_instead is not None:
+            raise running.raise_instead from None
+        raise
+    finally:
+        _local.running = None
+
+
+def _run_in_thread(awaitable: Awaitable[Any]) -> Any:
+    """``now=True`` from inside a running event loop: run it to completion on a thread of its
+    own, in a copy of the caller's context, and wait for it (as a synchronous call would)."""
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome["result"] = context.run(_run_here, awaitable)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
+            outcome["error"] = exc
+        finally:
+            _loop().close()  # this thread ends here: its loop goes with it
+
+    thread = threading.Thread(target=target, name="jobbench-now", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
