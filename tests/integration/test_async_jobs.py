@@ -24,7 +24,7 @@ from .jobs_helpers import (
 
 
 def _subjects(engine: Engine) -> list[str]:
-    return committed(engine, lambda: [t.subject for t in jobbench.get_all("Task", fields=["subject"])])
+    return committed(engine, lambda: jobbench.get_all("Task", pluck="subject"))
 
 
 def test_async_job_runs_in_its_site_as_its_user_and_commits(engine: Engine) -> None:
