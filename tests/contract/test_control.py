@@ -210,3 +210,34 @@ def test_set_progress_last_write_wins(broker: Broker) -> None:
     got = broker.get(job.id)
     assert got is not None and (got.progress, got.stage) == (None, None)
     assert got.status == JobStatus.STARTED
+
+
+# -- interrupt ------------------------------------------------------------------------------
+
+
+def test_interrupt_puts_a_started_job_back_at_the_head_with_the_reason(broker: Broker) -> None:
+    job = started(broker, "cut", worker="w1")
+    enqueued(broker, "j2")
+    enqueued(broker, "j3")
+    assert broker.interrupt(job.id, "w1", "interrupted: a sibling's hard stop")
+    got = broker.get(job.id)
+    assert got is not None and got.status == JobStatus.QUEUED
+    assert got.worker is None and got.started_at is None
+    assert got.exc_info == "interrupted: a sibling's hard stop"
+    assert broker.position(job.id) == 0 and broker.queue_length("default") == 3
+    again = broker.claim(["default"], "w2")
+    assert again is not None and again.job_id == "cut" and again.attempts == 2
+    assert [broker.claim(["default"], "w2").job_id for _ in range(2)] == ["j2", "j3"]
+
+
+def test_interrupt_needs_the_claiming_worker_and_a_started_job(broker: Broker) -> None:
+    job = started(broker, "cut", worker="w1")
+    assert not broker.interrupt(job.id, "w2", "not mine")
+    assert broker.get(job.id).status == JobStatus.STARTED
+    for status in FINALS + [JobStatus.QUEUED, JobStatus.SCHEDULED]:
+        other = in_status(broker, f"in-{status}", status)
+        assert not broker.interrupt(other.id, None, "no")
+        assert broker.get(other.id).status == status
+    assert not broker.interrupt(full_id(SITE, "nope"), None, "no")
+    assert broker.interrupt(job.id, None, "any worker")  # None matches any
+    assert not broker.interrupt(job.id, None, "twice")  # queued now

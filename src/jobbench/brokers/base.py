@@ -172,6 +172,13 @@ class Broker(ABC):
 
     # -- control ------------------------------------------------------------------------------
     @abstractmethod
+    def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
+        """A ``started`` job (claimed by ``worker``; None: any) that was cut off through no
+        fault of its own (its executor was killed to hard-stop a sibling job) goes back to the
+        head of its queue as ``queued``, with ``reason`` in ``exc_info`` (its record says it
+        ran before; ``attempts`` counts both runs). Returns whether it changed. Atomic."""
+
+    @abstractmethod
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
         """Stop a job: a queued or scheduled one becomes ``canceled`` at once; a started one
         gets ``stop_requested`` set for its worker to act on. Returns the job's status after

@@ -340,6 +340,9 @@ class RedisBroker(Broker):
         status = self._run("request_stop", job_id, now, expires, _ms(expires))
         return None if status is None else str(JobStatus(status.decode()))
 
+    def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
+        return bool(self._run("interrupt", job_id, worker or "", reason))
+
     def requeue(self, job_id: str) -> bool:
         return bool(self._run("requeue", job_id, time.time()))
 

@@ -315,6 +315,18 @@ class SQLiteBroker(Broker):
             _count(conn, row[0], row[1], "stopped")
             return True
 
+    def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
+        match = "id = ? AND status = 'started'" + (" AND worker = ?" if worker else "")
+        args: tuple[Any, ...] = (job_id, worker) if worker else (job_id,)
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'queued', worker = NULL, started_at = NULL, "
+                "exc_info = ?, stop_requested = 0, pos = (SELECT COALESCE(MIN(q.pos) - 1, 0) "
+                f"FROM jobs AS q WHERE q.queue = jobs.queue AND q.status = 'queued') WHERE {match}",
+                (reason, *args),
+            )
+            return cur.rowcount > 0
+
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
         now = time.time()
