@@ -121,6 +121,8 @@ KNOWN_KEYS: dict[str, Check] = {
     "dashboard_port": _int(0),
     "dashboard_token": _str,
     "dashboard_password_hash": _str,
+    "dashboard_allowed_hosts": _str_list,
+    "dashboard_require_auth": _flag,
 }
 
 

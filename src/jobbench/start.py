@@ -10,7 +10,9 @@ read from pipes in one loop and printed with a coloured ``name |`` prefix.
 
 The dashboard (``jobbench dashboard --host H --port P``, from the config keys
 ``dashboard_host`` (default 127.0.0.1) and ``dashboard_port`` (default 8000; 0 leaves it out))
-is one more child when the ``dashboard`` extra is installed.
+is one more child when the ``dashboard`` extra is installed, and when the settings it refuses
+to start with (a short ``secret_key`` or ``dashboard_token``, no login off loopback) are not
+there: then it is left out with that one-line reason, not restarted over and over.
 """
 
 from __future__ import annotations
@@ -72,8 +74,26 @@ def _dashboard_argv(bench: Bench) -> list[str] | None:
         return None
     if any(importlib.util.find_spec(m) is None for m in ("starlette", "jinja2", "uvicorn")):
         return None
+    if dashboard_problem(bench) is not None:
+        return None
     host = str(conf.get("dashboard_host") or "127.0.0.1")
     return ["dashboard", "--host", host, "--port", str(port)]
+
+
+def dashboard_problem(bench: Bench) -> str | None:
+    """Why ``jobbench dashboard`` would refuse to start with this config, or None."""
+    from jobbench.dashboard.auth import check_startup
+    from jobbench.errors import ConfigError
+
+    conf = bench.common_config()
+    port = conf.get("dashboard_port", DASHBOARD_PORT)
+    if port in (0, "0", None):
+        return None
+    try:
+        check_startup(conf, str(conf.get("dashboard_host") or "127.0.0.1"), str(bench.path))
+    except ConfigError as exc:
+        return f"dashboard left out: {exc}"
+    return None
 
 
 def _child_setup() -> None:
@@ -98,6 +118,8 @@ class Starter:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         self.say("start", f"starting {len(self.children)} processes for {self.bench.path}")
+        if note := dashboard_problem(self.bench):
+            self.say("start", note)
         for child in self.children:
             self._spawn(child)
         while any(c.proc is not None for c in self.children) or not self.stopping:

@@ -5,7 +5,13 @@ waits on a file) and sees it ``stopped``; retries a failed one; stops and resume
 Job Type; watches a Background Task's progress bar move (the job publishes progress in steps,
 waiting on files between them). Off loopback (``create_app(require_auth=True)`` served by
 uvicorn in a thread) an unauthenticated visit is sent to /login, JSON gets 401, and a POST
-without the CSRF token is refused even when logged in.
+without the CSRF token is refused even when logged in; after logging out, a copy of the
+session cookie in another browser is sent to /login. A name resolving to 127.0.0.1 (DNS
+rebinding, simulated with Chromium's host resolver rules) gets 400, and a form another site
+submits to the dashboard is refused as cross-origin.
+
+Every page must load without a Content-Security-Policy violation in the console (the ``page``
+fixture fails the test on one).
 
 Skipped (with the reason) when Playwright or /usr/bin/chromium is missing; failed under CI=true.
 """
@@ -43,7 +49,9 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--host-resolver-rules=MAP rebind.test 127.0.0.1",  # an attacker's name for loopback
 ]
+CSP_MESSAGE = "Content Security Policy"
 PASSWORD = "browser-test-password"
 JOBS = """
 import os
@@ -209,15 +217,35 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+class Page:
+    """Playwright's page plus the CSP violations its console reported."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.page = context.new_page()
+        self.violations: list[str] = []
+        self.page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        if CSP_MESSAGE in message.text:
+            self.violations.append(message.text)
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def watched(browser: Any) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(15_000)
-    page = context.new_page()
+    watched = Page(context)
     try:
-        yield page
+        yield watched
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(watched: Page) -> Iterator[Any]:
+    yield watched.page
+    assert watched.violations == [], "the dashboard broke its own Content-Security-Policy"
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -348,7 +376,11 @@ def test_off_loopback_requires_login_and_csrf(env: Env, guarded: str, page: Any)
     assert page.request.get(guarded + "/api/tasks").status == 401
     assert page.request.get(guarded + "/metrics").status == 401
     fields = {"site": "s1", "job_id": job.id, "action": "stop"}
-    assert page.request.post(guarded + "/actions/job", form=fields).status == 401
+    same_origin = {"origin": guarded}
+    assert page.request.post(guarded + "/actions/job", form=fields).status == 403  # no Origin
+    assert (
+        page.request.post(guarded + "/actions/job", form=fields, headers=same_origin).status == 401
+    )
     page.fill('input[name="password"]', "wrong")
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#login-failed")).to_be_visible()
@@ -356,7 +388,65 @@ def test_off_loopback_requires_login_and_csrf(env: Env, guarded: str, page: Any)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(guarded + "/jobs")  # back where the login redirect came from
     expect(page.locator("h1")).to_have_text("Jobs")
-    forged = page.request.post(guarded + "/actions/job", form=fields)  # logged in, no token
-    assert forged.status == 403
+    forged = page.request.post(  # logged in, right origin, but no CSRF token
+        guarded + "/actions/job", form=fields, headers=same_origin
+    )
+    assert forged.status == 403 and "CSRF" in forged.text()
     assert env.status(job.id) in ("queued", "started")  # a worker may have taken it; not stopped
     Path(release).write_text("")
+
+
+def test_logout_ends_a_copied_session(guarded: str, browser: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(guarded + "/login?next=/tasks")
+    page.fill('input[name="password"]', PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("h1")).to_have_text("Background Tasks")
+    copied = page.context.cookies()
+    elsewhere = browser.new_context()
+    try:
+        elsewhere.add_cookies(copied)
+        other = elsewhere.new_page()
+        other.goto(guarded + "/tasks")
+        expect(other.locator("h1")).to_have_text("Background Tasks")  # the copy works...
+        page.get_by_role("button", name="Log out").click()
+        expect(page.locator("#flash")).to_have_text("Logged out.")
+        other.goto(guarded + "/tasks")
+        assert "/login" in other.url  # ...until the owner logs out
+        elsewhere.add_cookies(copied)
+        other.goto(guarded + "/jobs")
+        assert "/login" in other.url
+    finally:
+        elsewhere.close()
+
+
+def test_dns_rebinding_and_cross_site_forms_are_refused(env: Env, page: Any) -> None:
+    port = env.url.rsplit(":", 1)[1]
+    rebound = page.goto(f"http://rebind.test:{port}/jobs")
+    assert rebound is not None and rebound.status == 400
+    assert "does not answer to the host name" in page.locator("#error-detail").inner_text()
+    job = env.enqueue("wait_for", queue="long", path=env.file("release-cross"))
+    evil = "http://evil.test/"
+    form = (
+        f'<form id="f" method="post" action="{env.url}/actions/job">'
+        f'<input name="site" value="s1"><input name="job_id" value="{job.id}">'
+        '<input name="action" value="stop"><button>go</button></form>'
+    )
+    page.route(evil, lambda route: route.fulfill(content_type="text/html", body=form))
+    page.goto(evil)
+    with page.expect_navigation():
+        page.click("button")
+    assert "another origin" in page.locator("#error-detail").inner_text()
+    assert env.status(job.id) in ("queued", "started")  # a worker may run it; not stopped
+    Path(env.file("release-cross")).write_text("")
+
+
+def test_csp_violations_are_noticed(env: Env, watched: Page) -> None:
+    """The CSP check of the other tests can fail: an inline style is reported."""
+    watched.page.goto(env.url + "/")
+    watched.page.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', '<div style=\"color: red\">x</div>')"
+    )
+    watched.page.wait_for_timeout(200)
+    assert any("style" in v for v in watched.violations), watched.violations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -11,11 +12,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 from jobbench.dashboard import actions, data
 from jobbench.dashboard.app import Dashboard, _base, _redirect, _set_cookie, in_thread
-from jobbench.dashboard.auth import LOGGED_IN
+from jobbench.dashboard.auth import LOGGED_IN, Credentials
+from jobbench.dashboard.throttle import client_key
 from jobbench.errors import JobbenchError
 from jobbench.inspect import STATUSES, metrics_text
 
 LOG_LIMIT = 100
+MAX_LIMIT = 1000
 PER_PAGE = 50
 
 
@@ -25,10 +28,21 @@ def _arg(request: Request, name: str) -> str | None:
 
 
 def _int(request: Request, name: str, default: int, most: int = 10**9) -> int:
-    try:
-        return min(most, max(1, int(request.query_params.get(name, default))))
-    except ValueError:
+    """A positive whole-number query parameter (clamped to 1..most); 400 for anything else."""
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
         return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(
+            400, f"the query parameter {name!r} must be a whole number, got {raw[:40]!r}"
+        ) from None
+    return min(most, max(1, value))
+
+
+def _limit(request: Request) -> int:
+    return _int(request, "limit", LOG_LIMIT, MAX_LIMIT)
 
 
 class Pages:
@@ -41,6 +55,14 @@ class Pages:
         context = await in_thread(data.overview, self.inspector)
         return self.dash.render(request, "overview.html", page="overview", **context)
 
+    async def _rows(self, request: Request, fn: Any, what: str) -> tuple[list[Any], list[str]]:
+        problems: list[str] = []
+        site, limit = _arg(request, "site"), _limit(request)
+        rows = await in_thread(
+            data.guarded, problems, what, lambda: fn(self.inspector, site, limit), []
+        )
+        return rows, problems
+
     async def jobs(self, request: Request) -> Response:
         status = _arg(request, "status")
         if status is not None and status not in STATUSES:
@@ -51,7 +73,8 @@ class Pages:
             queue=_arg(request, "queue"),
             method=_arg(request, "method"),
             page=_int(request, "page", 1),
-            per_page=_int(request, "per_page", PER_PAGE, 500),
+            # ``limit`` is the other pages' name for it
+            per_page=_int(request, "per_page", _int(request, "limit", PER_PAGE, 500), 500),
         )
         found = await in_thread(data.jobs, self.inspector, filters)
         query = {k: v for k, v in vars(filters).items() if v and k != "page"}
@@ -64,53 +87,74 @@ class Pages:
             filters=filters,
             query=query,
             found=found,
+            problems=found.problems,
             statuses=STATUSES,
             queues=self.inspector.queue_names(),
             now=time.time(),
         )
 
-    async def job(self, request: Request) -> Response:
+    async def _job(self, request: Request) -> tuple[str, dict[str, Any]]:
         site, job_id = _arg(request, "site"), _arg(request, "id")
         if not site or not job_id:
             raise HTTPException(400, "pass ?site=SITE&id=JOB_ID")
-        job = await in_thread(data.job_detail, self.inspector, site, job_id)
+        problems: list[str] = []
+        job = await in_thread(
+            data.guarded, problems, f"job {job_id!r}",
+            lambda: data.job_detail(self.inspector, site, job_id), None,
+        )  # fmt: skip
+        if problems:
+            raise HTTPException(422, problems[0])
         if job is None:
             raise HTTPException(404, f"no job {job_id!r} on site {site!r}")
+        return site, job
+
+    async def job(self, request: Request) -> Response:
+        site, job = await self._job(request)
         return self.dash.render(request, "job.html", page="jobs", job=job, site=site)
 
     async def job_types(self, request: Request) -> Response:
-        rows = await in_thread(data.job_types, self.inspector, _arg(request, "site"))
-        return self.dash.render(request, "scheduled.html", page="scheduled", rows=rows)
+        problems: list[str] = []
+        site = _arg(request, "site")
+        rows = await in_thread(
+            data.guarded, problems, "the Scheduled Job Types",
+            lambda: data.job_types(self.inspector, site), [],
+        )  # fmt: skip
+        return self.dash.render(
+            request, "scheduled.html", page="scheduled", rows=rows, problems=problems
+        )
 
     async def logs(self, request: Request) -> Response:
-        rows = await in_thread(data.job_logs, self.inspector, _arg(request, "site"), LOG_LIMIT)
-        return self.dash.render(request, "logs.html", page="logs", rows=rows)
+        rows, problems = await self._rows(request, data.job_logs, "the Scheduled Job Logs")
+        return self.dash.render(request, "logs.html", page="logs", rows=rows, problems=problems)
 
     async def tasks(self, request: Request) -> Response:
-        rows = await in_thread(data.tasks, self.inspector, _arg(request, "site"), LOG_LIMIT)
-        return self.dash.render(request, "tasks.html", page="tasks", rows=rows)
+        rows, problems = await self._rows(request, data.tasks, "the Background Tasks")
+        return self.dash.render(request, "tasks.html", page="tasks", rows=rows, problems=problems)
 
     # -- JSON and metrics -------------------------------------------------------------------
     async def api_tasks(self, request: Request) -> Response:
-        rows = await in_thread(data.tasks, self.inspector, _arg(request, "site"), LOG_LIMIT)
+        rows, problems = await self._rows(request, data.tasks, "the Background Tasks")
+        if problems:
+            return JSONResponse({"error": problems[0]}, 503)
+        keys = ("site", "task_id", "status", "stage")
         return JSONResponse(
             [
-                {k: r.get(k) for k in ("site", "task_id", "status", "progress", "stage")}
+                {**{k: r.get(k) for k in keys}, "progress": data.number(r.get("progress"))}
                 for r in rows
             ]
         )
 
     async def api_job(self, request: Request) -> Response:
-        site, job_id = _arg(request, "site"), _arg(request, "id")
-        if not site or not job_id:
-            raise HTTPException(400, "pass ?site=SITE&id=JOB_ID")
-        job = await in_thread(data.job_detail, self.inspector, site, job_id)
-        if job is None:
-            raise HTTPException(404, f"no job {job_id!r} on site {site!r}")
+        _, job = await self._job(request)
         return JSONResponse({k: job[k] for k in ("id", "status", "progress", "stage")})
 
     async def metrics(self, request: Request) -> Response:
-        text = await in_thread(metrics_text, self.inspector)
+        problems: list[str] = []
+        text = await in_thread(
+            data.guarded, problems, "the metrics", lambda: metrics_text(self.inspector), ""
+        )
+        if problems:  # a scraper should see a failed scrape, not a page of zeros
+            return PlainTextResponse(f"# {problems[0]}\n", 503)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     # -- login ------------------------------------------------------------------------------
@@ -120,10 +164,17 @@ class Pages:
             return self.dash.render(
                 request, "login.html", page="login", configured=creds.configured
             )
+        throttle = self.dash.throttle
+        client = client_key(request.client.host if request.client else None)
+        # Both checks come before the pbkdf2 work: a throttled guess costs next to nothing.
+        wait = throttle.wait(client)
+        if wait:
+            return self._throttled(request, creds, wait)
         fields = await self.dash.form(request)
-        secret = fields.get("password", "")
-        ok = await in_thread(creds.check, secret)
-        if not ok:
+        wait = throttle.attempt(client)
+        if wait:
+            return self._throttled(request, creds, wait)
+        if not await in_thread(creds.check, fields.get("password", "")):
             return self.dash.render(
                 request,
                 "login.html",
@@ -133,15 +184,32 @@ class Pages:
                 failed=True,
                 next_path=fields.get("next"),
             )
-        session = self.dash.signer.new_session(LOGGED_IN)
+        throttle.succeeded(client)
+        session = self.dash.signer.new_session(LOGGED_IN)  # a new nonce: a new CSRF token
         response = _redirect(request, fields)
-        _set_cookie(request, response, self.dash.signer.dump(session))
+        _set_cookie(request, response, self.dash.dump_session(session))
         return response
+
+    def _throttled(self, request: Request, creds: Credentials, wait: float) -> Response:
+        seconds = max(1, math.ceil(wait))
+        return self.dash.render(
+            request,
+            "login.html",
+            status=429,
+            headers={"Retry-After": str(seconds)},
+            page="login",
+            configured=creds.configured,
+            throttled=seconds,
+        )
 
     async def logout(self, request: Request) -> Response:
         await self.dash.form(request)
+        # A new epoch ends every logged-in session of the bench, this cookie and any copy.
+        await in_thread(self.dash.epoch.bump)
         response = RedirectResponse(f"{_base(request)}/login", 303)
-        _set_cookie(request, response, self.dash.signer.dump(self.dash.signer.new_session()))
+        request.state.session = session = self.dash.signer.new_session()
+        _set_cookie(request, response, self.dash.dump_session(session))
+        self.dash.flash(request, response, "ok", "Logged out.")
         return response
 
     # -- actions ----------------------------------------------------------------------------
@@ -150,8 +218,12 @@ class Pages:
         try:
             message = await in_thread(fn, self.dash.bench, *[fields.get(a, "") for a in args])
         except JobbenchError as exc:
-            return _redirect(request, fields, error=str(exc))
-        return _redirect(request, fields, msg=message)
+            kind, message = "bad", str(exc)
+        else:
+            kind = "ok"
+        response = _redirect(request, fields)
+        self.dash.flash(request, response, kind, str(message))
+        return response
 
     async def job_action(self, request: Request) -> Response:
         return await self._act(request, actions.job_action, "site", "job_id", "action")

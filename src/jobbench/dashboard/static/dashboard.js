@@ -11,6 +11,15 @@
     });
   }
 
+  // Bars get their width here, not from a style attribute (the CSP refuses inline style).
+  function initialBars() {
+    document.querySelectorAll(".bar[data-pct]").forEach(function (bar) {
+      var pct = parseFloat(bar.getAttribute("data-pct"));
+      var fill = bar.querySelector(".fill");
+      if (fill && !isNaN(pct)) fill.style.width = Math.max(0, Math.min(100, pct)) + "%";
+    });
+  }
+
   function setBar(container, progress) {
     var pct = Math.round((progress || 0) * 10) / 10;
     var fill = container.querySelector(".fill");
@@ -57,6 +66,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes();
+    initialBars();
     var tasks = document.querySelector("[data-poll-tasks]");
     if (tasks) setInterval(function () { pollTasks(tasks); }, PERIOD);
     var job = document.getElementById("job");
