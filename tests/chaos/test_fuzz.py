@@ -192,7 +192,7 @@ class _Evil:
 def _forged_records(chaos: Chaos) -> dict[str, JobRecord]:
     target = str(chaos.tmp / "pickle-ran")
     evil = pickle.dumps({"x": _Evil(target)})
-    signed_wrong = serializer.dumps({"x": 1}, "pickle", "not-the-secret")
+    signed_wrong = serializer.dumps({"x": 1}, "pickle", "not-the-secret-" + "x" * 32)
     payloads = {
         "garbage-json": (b"\x00\xff{not json", "json", f"{APP}.jobs.effect"),
         "unsigned-pickle": (evil, "pickle", f"{APP}.jobs.effect"),

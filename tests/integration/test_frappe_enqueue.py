@@ -568,6 +568,7 @@ def slow(kind):
 def make_job_app(make_app: Any) -> Any:
     def make(bench: Bench) -> None:
         make_app("slowapp", jobs=SLOW_JOBS)
+        install_app(bench, "site1", "slowapp")  # a worker runs only the site's apps' code
 
     return make
 
