@@ -1,0 +1,1 @@
+"""The benchmark harness: processes, scenarios and the report, shared by every system."""
