@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING, Any
 from jobbench.apps import collect_hooks
 from jobbench.bench import BUILTIN_APP, Bench, find_bench
 from jobbench.errors import DatabaseError, DocTypeNotFoundError, SiteNotInitializedError
+from jobbench.model import site as model_site
 from jobbench.model.database import Database
-from jobbench.utils import _dict, import_path, is_time_zone, now_in, system_time_zone
+from jobbench.utils import (
+    _dict,
+    import_path,
+    is_time_zone,
+    now_in,
+    set_site_clock,
+    system_time_zone,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -164,11 +172,13 @@ def current() -> SiteLocal:
     """The current site's state; raises SiteNotInitializedError when there is none."""
     local = _current.get()
     if local is None:
-        raise SiteNotInitializedError(
-            "no site is initialised in this context; call jobbench.init(site) and "
-            "jobbench.connect(), or use 'with jobbench.site_context(site):'"
-        )
+        raise SiteNotInitializedError(model_site.NO_SITE)
     return local
+
+
+def _site_now() -> datetime | None:
+    local = _current.get()
+    return None if local is None else local.now()
 
 
 def init(site: str | None = None, bench_path: str | os.PathLike[str] | None = None) -> SiteLocal:
@@ -242,6 +252,12 @@ def get_controller(doctype: str) -> type[Document]:
             f"(apps: {', '.join(local.apps)})"
         )
     return cls
+
+
+# The layers below this module reach the current site through these hooks (they never import
+# it): the model for documents and queries, utils for now_datetime().
+model_site.register(current, get_meta)
+set_site_clock(_site_now)
 
 
 class _Proxy:

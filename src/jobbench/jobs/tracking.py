@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobbench.context import SiteLocal, site_context
-from jobbench.jobs.record import JobRecord
+from jobbench.errors import JobbenchError
+from jobbench.jobs.record import JobRecord, JobStatus
 from jobbench.model import query
+
+if TYPE_CHECKING:
+    from jobbench.bench import Bench
+    from jobbench.brokers.base import Broker
 
 RUN_DOC_METHOD = "jobbench.jobs.execute.run_doc_method"
 DOCTYPE = "Background Task"
@@ -109,3 +114,42 @@ def delete_task(local: SiteLocal, task_id: str | None) -> None:
     with site_context(local.site, local.bench.path) as ctx:
         ctx.db.delete(DOCTYPE, {"name": task_id})
         ctx.db.commit()
+
+
+# -- settled jobs -------------------------------------------------------------------------------
+# Used by Job.stop() (a job canceled before it started) and by the worker's settling of jobs
+# whose executor or worker is gone (worker/settle.py): both only know the broker record.
+TASK_STATUS = {
+    JobStatus.FAILED: "Failed",
+    JobStatus.STOPPED: "Cancelled",
+    JobStatus.CANCELED: "Cancelled",
+    JobStatus.SCHEDULED: "Queued",
+}
+
+
+def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:
+    """Bring the job's Background Task (if tracked) in line with the job's settled status."""
+    record = broker.get(job_id)
+    if record is None or not record.task_id:
+        return
+    _update(bench, record, reason or record.exc_info or "")
+
+
+def _update(bench: Bench, record: JobRecord, reason: str) -> None:
+    status = TASK_STATUS.get(JobStatus(record.status))
+    if status is None:
+        return
+    # A job waiting for its retry has not ended; any other settled job ends now (stamped in
+    # update_task's own site context, not a second one opened just to read the clock).
+    ended: dict[str, Any] = {"ended_at": None} if status == "Queued" else {}
+    stamps = [] if status == "Queued" else ["ended_at"]
+    with contextlib.suppress(JobbenchError):  # the site may be gone; the job is settled anyway
+        update_task(
+            record.site,
+            bench.path,
+            record.task_id,
+            stamps=stamps,
+            status=status,
+            exception=reason,
+            **ended,
+        )

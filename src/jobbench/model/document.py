@@ -24,10 +24,10 @@ from jobbench.errors import (
 from jobbench.model import fields as F
 from jobbench.model import naming, query
 from jobbench.model.meta import SINGLES, STANDARD_NAMES, DocMeta, build_meta
+from jobbench.model.site import Site, current
 from jobbench.utils import _dict
 
 if TYPE_CHECKING:
-    from jobbench.context import SiteLocal
     from jobbench.model.database import Database
 
 
@@ -108,8 +108,6 @@ class Document:
         """Insert when new, else update. ``ignore_permissions`` is accepted for Frappe code."""
         if self._is_new:
             return self.insert()
-        from jobbench.context import current
-
         local = current()
         self.run_method("validate")
         self.run_method("before_save")
@@ -136,8 +134,6 @@ class Document:
     def insert(
         self, ignore_permissions: bool = False, ignore_if_duplicate: bool = False
     ) -> Document:
-        from jobbench.context import current
-
         local = current()
         if self.meta.issingle:
             self._is_new = False
@@ -168,8 +164,6 @@ class Document:
         return self
 
     def delete(self) -> None:
-        from jobbench.context import current
-
         self.run_method("on_trash")
         table = self.meta.table
         current().db.execute(sa.delete(table).where(table.c.name == self.name))
@@ -183,8 +177,6 @@ class Document:
         self, fieldname: str | dict[str, Any], value: Any = None, update_modified: bool = True
     ) -> None:
         """Write fields straight to the database, skipping hooks (but not type checks)."""
-        from jobbench.context import current
-
         values = fieldname if isinstance(fieldname, dict) else {fieldname: value}
         query.set_value(
             current().db, self.doctype, self.name, values, update_modified=update_modified
@@ -195,8 +187,6 @@ class Document:
 
     def set_user_and_timestamp(self) -> None:
         """Stamp owner/creation (when new) and modified/modified_by, as a save would (Frappe)."""
-        from jobbench.context import current
-
         self._stamp(current(), insert=self._is_new)
 
     # -- internals ---------------------------------------------------------------------------
@@ -228,7 +218,7 @@ class Document:
             setattr(self, fname, value)
         return values
 
-    def _stamp(self, local: SiteLocal, insert: bool) -> None:
+    def _stamp(self, local: Site, insert: bool) -> None:
         now = local.now()
         if insert:
             self.owner = self.owner or local.session.user
@@ -262,8 +252,6 @@ def _check_link(db: Database, doctype: str, fname: str, target: str, value: Any)
 
 def load_doc(cls: type[Document], name: str) -> Document:
     """Read one document from the current site's database."""
-    from jobbench.context import current
-
     db = current().db
     meta = cls.get_meta()
     doc = cls.__new__(cls)

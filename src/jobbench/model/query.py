@@ -23,6 +23,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from jobbench.errors import DoesNotExistError, DuplicateEntryError, ValidationError
 from jobbench.model import fields as F
+from jobbench.model import site
 from jobbench.model.meta import SINGLES, DocMeta
 from jobbench.utils import _dict
 
@@ -68,9 +69,7 @@ def _is(col: Any, value: Any) -> Any:
 
 
 def meta_of(doctype: str) -> DocMeta:
-    from jobbench.context import get_meta
-
-    return get_meta(doctype)
+    return site.get_meta(doctype)
 
 
 def column(meta: DocMeta, fieldname: str) -> sa.Column[Any]:
@@ -290,13 +289,11 @@ def set_value(
     update_modified: bool = True,
 ) -> None:
     """Write fields straight to the database (no controller hooks), type-checked first."""
-    from jobbench.context import current
-
     meta = meta_of(doctype)
     values = dict(fieldname) if isinstance(fieldname, dict) else {fieldname: value}
     checked = _checked(meta, values)
     if update_modified:
-        local = current()
+        local = site.current()
         checked.setdefault("modified", local.now())
         checked.setdefault("modified_by", local.session.user)
     if meta.issingle:

@@ -80,12 +80,24 @@ def now_in(zone: str) -> datetime:
     return datetime.now(ZoneInfo(zone)).replace(tzinfo=None)
 
 
+def _no_site_clock() -> datetime | None:
+    return None
+
+
+_site_clock: Callable[[], datetime | None] = _no_site_clock
+
+
+def set_site_clock(clock: Callable[[], datetime | None]) -> None:
+    """``jobbench.context`` (a layer above) installs here, at import, the current site's clock:
+    its now, or None outside a site context."""
+    global _site_clock
+    _site_clock = clock
+
+
 def now_datetime() -> datetime:
     """Now, naive, in the current site's time zone (the machine's outside a site context)."""
-    from jobbench.context import _current
-
-    local = _current.get()
-    return local.now() if local is not None else datetime.now()
+    now = _site_clock()
+    return now if now is not None else datetime.now()
 
 
 def get_datetime(value: Any = None) -> datetime:

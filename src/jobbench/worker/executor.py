@@ -129,7 +129,7 @@ def run_one(record: JobRecord, bench: Bench, broker: Broker) -> Outcome:
 def _sync_task(broker: Broker, bench: Bench, record: JobRecord) -> None:
     """A stop or timeout can land outside the job's own handlers (say while its task is being
     marked Running): bring the Background Task in line with what the broker recorded."""
-    from jobbench.worker.settle import sync_task
+    from jobbench.jobs.tracking import sync_task
 
     with contextlib.suppress(Exception):  # tracking never takes the executor down
         sync_task(broker, bench, record.id, None)

@@ -9,20 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any
 
 from jobbench.bench import Bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.errors import JobbenchError
-from jobbench.jobs.record import JobRecord, JobStatus
+from jobbench.jobs.record import JobStatus
+from jobbench.jobs.tracking import sync_task
 from jobbench.worker.executor import backoff
-
-TASK_STATUS = {
-    JobStatus.FAILED: "Failed",
-    JobStatus.STOPPED: "Cancelled",
-    JobStatus.CANCELED: "Cancelled",
-    JobStatus.SCHEDULED: "Queued",
-}
 
 
 def settle_job(
@@ -71,33 +64,3 @@ def close_scheduled_log(broker: Broker, bench: Bench, job_id: str, reason: str |
         return
     with contextlib.suppress(JobbenchError):
         fail_open_logs(record.site, bench.path, str(job_type), reason or record.exc_info or "")
-
-
-def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:
-    """Bring the job's Background Task (if tracked) in line with the job's settled status."""
-    record = broker.get(job_id)
-    if record is None or not record.task_id:
-        return
-    _update(bench, record, reason or record.exc_info or "")
-
-
-def _update(bench: Bench, record: JobRecord, reason: str) -> None:
-    from jobbench.jobs.tracking import update_task
-
-    status = TASK_STATUS.get(JobStatus(record.status))
-    if status is None:
-        return
-    # A job waiting for its retry has not ended; any other settled job ends now (stamped in
-    # update_task's own site context, not a second one opened just to read the clock).
-    ended: dict[str, Any] = {"ended_at": None} if status == "Queued" else {}
-    stamps = [] if status == "Queued" else ["ended_at"]
-    with contextlib.suppress(JobbenchError):  # the site may be gone; the job is settled anyway
-        update_task(
-            record.site,
-            bench.path,
-            record.task_id,
-            stamps=stamps,
-            status=status,
-            exception=reason,
-            **ended,
-        )
