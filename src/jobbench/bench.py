@@ -23,11 +23,11 @@ from typing import Any
 
 from jobbench import config
 from jobbench.errors import BenchNotFoundError, ConfigError, SiteNotFoundError
-from jobbench.utils import _dict
+from jobbench.utils import _dict, printable
 
 COMMON_CONFIG = "common_site_config.json"
 SITE_CONFIG = "site_config.json"
-SITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+SITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")  # \Z: "$" lets a "\n" end it
 BUILTIN_APP = "jobbench"
 
 
@@ -60,13 +60,13 @@ class Bench:
         return _dict(config.read_json(self.common_config_path))
 
     def site_exists(self, site: str) -> bool:
-        return bool(SITE_NAME_RE.match(site)) and self.site_config_path(site).is_file()
+        return bool(SITE_NAME_RE.fullmatch(site)) and self.site_config_path(site).is_file()
 
     def require_site(self, site: str) -> None:
         if not self.site_exists(site):
             known = ", ".join(self.list_sites()) or "none"
-            raise SiteNotFoundError(
-                f"site '{site}' does not exist in {self.sites_path} (sites: {known}); "
+            raise SiteNotFoundError(  # printable: "s1\n" must not read as "s1 "
+                f"site '{printable(site)}' does not exist in {self.sites_path} (sites: {known}); "
                 "create it with 'jobbench new-site NAME'"
             )
 

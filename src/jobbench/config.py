@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jobbench.errors import ConfigError
 from jobbench.utils import _dict
+from jobbench.utils.files import tighten
 
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # \Z: "$" lets a "\n" end it
 
 Check = Callable[[Any], str | None]  # returns what was expected, or None when the value is fine
 
@@ -77,7 +79,7 @@ def _time_zone(value: Any) -> str | None:
         return "an IANA time zone name such as 'Europe/Berlin'"
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", a folder
         return "an IANA time zone name such as 'Europe/Berlin'"
     return None
 
@@ -87,7 +89,7 @@ def _workers(value: Any) -> str | None:
     if not isinstance(value, dict):
         return expected
     for name, spec in value.items():
-        if not QUEUE_NAME_RE.match(name) or not isinstance(spec, dict):
+        if not QUEUE_NAME_RE.fullmatch(name) or not isinstance(spec, dict):
             return expected
         for key, check in (("timeout", _int(-1)), ("background_workers", _int(1))):
             if key in spec and check(spec[key]):
@@ -194,10 +196,48 @@ def _parse(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path} line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}); fix the file"
         ) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply to read; fix the file") from exc
+    except ValueError as exc:  # the only other ValueError: Python's int-string limit
+        raise ConfigError(
+            f"{path}: a number has more than {sys.get_int_max_str_digits()} digits; fix the file"
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object ({{...}}), got {type(data).__name__}")
+    _check_shape(data, path)
     validate(data, str(path))
+    tighten(path)  # it may hold secret_key: owner-only, as write_json makes it
     return data
+
+
+MAX_DEPTH = 64  # far beyond any real config; deeper values would overflow deepcopy and dumps
+
+
+def _check_shape(data: dict[str, Any], path: Path) -> None:
+    """Refuse what parses but would break later: nesting deeper than MAX_DEPTH (copying or
+    writing it back recurses) and lone surrogates from ``\\ud800`` escapes (not encodable)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels; fix the file")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            for text in (key, item):
+                if isinstance(text, str):
+                    _check_text(text, path)
+            if isinstance(item, dict | list):
+                stack.append((item, depth + 1))
+
+
+def _check_text(text: str, path: Path) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"{path}: a string holds an invalid \\u escape (lone surrogate "
+            f"{text[exc.start]!r}); fix the file"
+        ) from exc
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

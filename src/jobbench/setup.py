@@ -6,11 +6,18 @@ own ``background_workers``. A group's stop timeout is the longest default timeou
 plus ``STOP_MARGIN``: a warm shutdown lets the current job finish, and the worker's own hard
 deadline (timeout + 3 s) ends it in any case, so the process manager never needs to SIGKILL a
 worker that is behaving.
+
+Every value written into a unit or supervisor file is checked first, and nothing is written when
+one is refused: the user must be a plain user name that exists here and is not root (unless
+``allow_root``), and paths may hold only letters, digits and ``_ . / + : @ , = ~ -``. A newline
+would add a directive (``ExecStartPre=``), a space would split a command, ``%`` and ``$`` are
+expanded by systemd and ``%`` by supervisor.
 """
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import re
 import sys
 from dataclasses import dataclass
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jobbench.bench import Bench
+from jobbench.errors import ConfigError
 from jobbench.jobs.queues import queue_timeouts
 
 STOP_MARGIN = 60  # seconds beyond the longest queue timeout (Frappe: 360 s for 300 s queues)
@@ -55,9 +63,61 @@ def _timeout(seconds: int) -> int:
     return seconds if seconds >= 0 else 24 * 3600
 
 
+# POSIX-style user names (useradd's default rule, plus '.', which systemd's User= accepts):
+# a full match, so no newline, space, '%' or '=' can reach the file.
+USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?\Z")
+SAFE_PATH_CHARS = frozenset("_./+:@,=~-")
+
+
+def service_user(user: str | None, allow_root: bool = False) -> str:
+    """The user the processes run as: ``user``, else the one running this. Refuse a name that
+    is not a plain user name or not known here, and root (uid 0) unless ``allow_root``."""
+    name = user if user is not None else pwd.getpwuid(os.geteuid()).pw_name
+    if not USER_NAME_RE.fullmatch(name):
+        raise ConfigError(
+            f"--user {name!r} is not a user name (lowercase letters, digits, '_', '.', '-')"
+        )
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        raise ConfigError(
+            f"--user {name!r}: no such user on this system; create it first"
+        ) from None
+    if uid == 0 and not allow_root:
+        how = f"--user {name}" if user is not None else "you are running this as root"
+        raise ConfigError(
+            f"refusing to write units that run as root ({how}): jobs would run with every "
+            "privilege; pass --user NAME for an unprivileged user, or --allow-root"
+        )
+    return name
+
+
+def check_path(label: str, value: str) -> str:
+    """``value`` unchanged if every character is safe in both file formats, else ConfigError."""
+    bad = [ch for ch in value if not (ch.isalnum() or ch in SAFE_PATH_CHARS)]
+    if bad or not value:
+        what = f"the character {bad[0]!r}" if bad else "nothing"
+        raise ConfigError(
+            f"{label} {value!r} holds {what}, which cannot go into a unit file safely; "
+            "use a path of letters, digits and _ . / + : @ , = ~ -"
+        )
+    return value
+
+
 def jobbench_command(bench: Bench) -> str:
     """How process managers run jobbench for this bench (this interpreter, absolute paths)."""
-    return f"{sys.executable} -m jobbench --bench {bench.path}"
+    python = check_path("the Python interpreter", sys.executable)
+    return f"{python} -m jobbench --bench {check_path('the bench folder', str(bench.path))}"
+
+
+def _checked_groups(bench: Bench) -> list[WorkerGroup]:
+    """The worker groups, each queue name checked like a path (config reading checks them too,
+    but a unit file is no place to rely on that)."""
+    groups = worker_groups(bench.common_config())
+    for group in groups:
+        for queue in group.queues:
+            check_path("queue name", queue)
+    return groups
 
 
 def bench_slug(bench: Bench) -> str:
@@ -65,8 +125,9 @@ def bench_slug(bench: Bench) -> str:
 
 
 # -- supervisor -----------------------------------------------------------------------------
-def supervisor_config(bench: Bench, user: str | None = None) -> str:
-    user = user or getpass.getuser()
+def supervisor_config(bench: Bench, user: str | None = None, allow_root: bool = False) -> str:
+    groups = _checked_groups(bench)  # the config first: a broken one is the first thing to fix
+    user = service_user(user, allow_root)
     slug = bench_slug(bench)
     cmd = jobbench_command(bench)
     logs = Path(bench.path) / "logs"
@@ -76,7 +137,7 @@ def supervisor_config(bench: Bench, user: str | None = None) -> str:
         )
     ]
     names = [f"{slug}-schedule"]
-    for group in worker_groups(bench.common_config()):
+    for group in groups:
         name = f"{slug}-worker-{group.slug}"
         command = f"{cmd} worker --queue {','.join(group.queues)}"
         sections.append(_program(name, command, group.count, group.stop_timeout, bench, user, logs))
@@ -110,10 +171,13 @@ def _program(
 
 
 # -- systemd --------------------------------------------------------------------------------
-def systemd_units(bench: Bench, user: str | None = None) -> dict[str, str]:
+def systemd_units(
+    bench: Bench, user: str | None = None, allow_root: bool = False
+) -> dict[str, str]:
     """File name -> unit text: one scheduler service, one template per worker group (start
     ``background_workers`` instances of it), and a target that wants them all."""
-    user = user or getpass.getuser()
+    groups = _checked_groups(bench)
+    user = service_user(user, allow_root)
     slug = bench_slug(bench)
     cmd = jobbench_command(bench)
     units = {
@@ -127,7 +191,7 @@ def systemd_units(bench: Bench, user: str | None = None) -> dict[str, str]:
         )
     }
     wants = [f"{slug}-schedule.service"]
-    for group in worker_groups(bench.common_config()):
+    for group in groups:
         name = f"{slug}-worker-{group.slug}"
         units[f"{name}@.service"] = _service(
             f"jobbench worker {group.name} %i of {bench.path}",
@@ -158,17 +222,17 @@ def _service(description: str, command: str, stop: int, bench: Bench, user: str,
     )
 
 
-def write_supervisor(bench: Bench, user: str | None = None) -> list[Path]:
+def write_supervisor(bench: Bench, user: str | None = None, allow_root: bool = False) -> list[Path]:
     target = Path(bench.path) / "config" / "supervisor.conf"
-    text = supervisor_config(bench, user)
+    text = supervisor_config(bench, user, allow_root)  # every check before anything is written
     target.parent.mkdir(parents=True, exist_ok=True)
     (Path(bench.path) / "logs").mkdir(exist_ok=True)
     target.write_text(text)
     return [target]
 
 
-def write_systemd(bench: Bench, user: str | None = None) -> list[Path]:
-    units = systemd_units(bench, user)
+def write_systemd(bench: Bench, user: str | None = None, allow_root: bool = False) -> list[Path]:
+    units = systemd_units(bench, user, allow_root)  # every check before anything is written
     folder = Path(bench.path) / "config" / "systemd"
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -10,12 +10,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from jobbench.apps import load_app_hooks
 from jobbench.bench import SITE_NAME_RE, Bench
 from jobbench.context import SiteLocal, site_context
-from jobbench.errors import AppError, DatabaseUnavailableError, SiteError, SiteExistsError
+from jobbench.errors import (
+    AppError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    SiteError,
+    SiteExistsError,
+)
 from jobbench.model import query
 from jobbench.model.database import display_url, normalize_url
 from jobbench.model.schema import SchemaChanges, sync_tables
@@ -74,11 +80,13 @@ def new_site(
     bench: Bench, name: str, db_url: str | None = None, apps: Sequence[str] = ()
 ) -> MigrateReport:
     """Create the site folder and its database, install ``apps``; on failure undo it all."""
-    if not SITE_NAME_RE.match(name):
+    if not SITE_NAME_RE.fullmatch(name):
         raise SiteError(
             f"invalid site name {name!r}: use letters, digits, '.', '-' and '_' "
             "(up to 63 characters, starting with a letter or digit)"
         )
+    for app in apps:
+        check_app_name(app)
     if bench.site_path(name).exists():
         raise SiteExistsError(f"site '{name}' already exists in {bench.sites_path}")
     if apps:
@@ -112,6 +120,7 @@ def new_site(
 def install_app(bench: Bench, site: str, app: str) -> MigrateReport:
     """Check the app, add it to apps.txt and the site, migrate; restore config on failure."""
     bench.require_site(site)
+    check_app_name(app)
     bench.add_apps_dir_to_path()
     load_app_hooks(app)
     site_conf = bench.site_config(site)
@@ -130,19 +139,37 @@ def install_app(bench: Bench, site: str, app: str) -> MigrateReport:
         raise
 
 
-DB_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}$")
+# \Z, not $: "$" also matches before a trailing "\n", which would let "s2\n" through.
+DB_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}\Z")
+APP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # an importable top-level package
+
+
+def check_app_name(app: str) -> None:
+    """An app is a package name: apps.txt holds one a line, so nothing else may get in."""
+    if not APP_NAME_RE.fullmatch(app):
+        raise AppError(
+            f"invalid app name {app!r}: an app is a Python package name "
+            "(letters, digits and _, not starting with a digit)"
+        )
 
 
 def _server_engine(db_url: str) -> tuple[sa.Engine, str, str]:
     """An AUTOCOMMIT engine on the server's maintenance database, plus the target name."""
     url = normalize_url(db_url)
     name = url.database or ""
-    if not DB_NAME_RE.match(name):
+    if not DB_NAME_RE.fullmatch(name):
         raise SiteError(f"database name {name!r} in db_url: use letters, digits, _ and -")
     backend = url.get_backend_name()
     # URL.set() ignores None, so replace the field directly to connect without a database.
     admin = url._replace(database="postgres" if backend == "postgresql" else None)
-    return sa.create_engine(admin, isolation_level="AUTOCOMMIT"), name, backend
+    try:
+        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    except (NoSuchModuleError, ImportError) as exc:  # the driver is not installed
+        extra = "postgres" if backend == "postgresql" else "mysql"
+        raise DatabaseError(
+            f"no driver for {display_url(url)}; install it with pip install 'jobbench[{extra}]'"
+        ) from exc
+    return engine, name, backend
 
 
 def ensure_database(db_url: str) -> bool:

@@ -158,19 +158,20 @@ def test_setup_writes_supervisor_and_systemd_config(bench_dir: Path) -> None:
     data.update(background_workers=2, workers={"bulk": {"timeout": 900, "background_workers": 3}})
     config.write_text(json.dumps(data))
 
-    ok(run_cli("setup", "supervisor", "--user", "frappe", cwd=bench_dir))
+    # --user must name an existing, non-root user (test_cli_security.py tests the refusals)
+    ok(run_cli("setup", "supervisor", "--user", "nobody", cwd=bench_dir))
     conf = (bench_dir / "config" / "supervisor.conf").read_text()
     sections = {s.split("]")[0]: s for s in conf.split("[program:")[1:]}
     slug = bench_dir.name
     assert f"{slug}-schedule" in sections
     short = sections[f"{slug}-worker-short-default"]
-    assert "numprocs=2" in short and "stopwaitsecs=360" in short and "user=frappe" in short
+    assert "numprocs=2" in short and "stopwaitsecs=360" in short and "user=nobody" in short
     assert "worker --queue short,default" in short
     assert "stopwaitsecs=1560" in sections[f"{slug}-worker-long-default-short"]
     bulk = sections[f"{slug}-worker-bulk"]
     assert "numprocs=3" in bulk and "stopwaitsecs=960" in bulk
 
-    ok(run_cli("setup", "systemd", cwd=bench_dir))
+    ok(run_cli("setup", "systemd", "--user", "nobody", cwd=bench_dir))
     units = bench_dir / "config" / "systemd"
     bulk_unit = (units / f"{slug}-worker-bulk@.service").read_text()
     assert "TimeoutStopSec=960" in bulk_unit and "worker --queue bulk" in bulk_unit

@@ -36,6 +36,7 @@ from jobbench.brokers.base import (
 )
 from jobbench.errors import BrokerError, BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
+from jobbench.utils.files import private_sqlite_file
 
 COLUMNS = [f.name for f in fields(JobRecord)]
 SCHEMA = f"""
@@ -104,6 +105,9 @@ class SQLiteBroker(Broker):
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # The queue holds every job's arguments, results and tracebacks: 0600, not
+                # SQLite's 0644 (see jobbench.utils.files).
+                private_sqlite_file(self.path)
                 conn = sqlite3.connect(
                     self.path,
                     timeout=self.busy_timeout,

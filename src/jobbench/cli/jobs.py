@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.cli.main import CliState, cell, cli, echo, echo_json, format_option, pass_state
 from jobbench.errors import JobbenchError
 
 STRATEGIES = click.Choice(["default", "round_robin", "random"])
+MAX_TIMEOUT = 2**31 - 1  # seconds: 68 years
 
 
 def _kwargs(text: str | None) -> dict[str, Any]:
@@ -22,6 +23,13 @@ def _kwargs(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise click.BadParameter(
             f"not valid JSON ({exc.msg} at column {exc.colno})", param_hint="--kwargs"
+        ) from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply to read", param_hint="--kwargs") from None
+    except ValueError:  # the only other ValueError json.loads raises: the int-string limit
+        raise click.BadParameter(
+            f"a number has more than {sys.get_int_max_str_digits()} digits",
+            param_hint="--kwargs",
         ) from None
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object like '{\"x\": 1}'", param_hint="--kwargs")
@@ -85,7 +93,11 @@ def worker_pool_command(
 @click.option("--queue", default="default", show_default=True)
 @click.option("--kwargs", "kwargs_text", metavar="JSON", help="Arguments as a JSON object.")
 @click.option("--at-front", is_flag=True, help="Put the job at the head of its queue.")
-@click.option("--timeout", type=int, help="Seconds (-1: none); default: the queue's.")
+@click.option(  # bounded: a larger number overflows the brokers' 64-bit integer fields
+    "--timeout",
+    type=click.IntRange(-1, MAX_TIMEOUT),
+    help="Seconds (-1: none); default: the queue's.",
+)
 @click.option("--job-id", help="Your id for the job.")
 @pass_state
 def enqueue_command(
@@ -106,7 +118,7 @@ def enqueue_command(
         job = enqueue(
             method, queue=queue, at_front=at_front, timeout=timeout, job_id=job_id, **kwargs
         )
-    click.echo(job.id if job is not None else "(not enqueued: a duplicate is pending)")
+    echo(job.id if job is not None else "(not enqueued: a duplicate is pending)")
 
 
 @cli.command("execute")
@@ -131,7 +143,7 @@ def execute_command(state: CliState, method: str, kwargs_text: str | None) -> No
             raise click.ClickException(f"{method} raised {type(exc).__name__}: {exc}") from exc
         local.db.commit()
     if result is not None:
-        click.echo(json.dumps(result, default=str))
+        echo(json.dumps(result, default=str))
 
 
 @cli.group("jobs")
@@ -175,11 +187,7 @@ def jobs_list(
     table = Table("id", "site", "queue", "status", "method", "enqueued", "attempts")
     for r in rows:
         table.add_row(
-            r["id"],
-            r["site"],
-            r["queue"],
-            r["status"],
-            r["method"],
+            *map(cell, (r["id"], r["site"], r["queue"], r["status"], r["method"])),
             f"{r['enqueued_at']:%Y-%m-%d %H:%M:%S}",
             str(r["attempts"]),
         )
@@ -205,9 +213,10 @@ def jobs_show(state: CliState, job_id: str, fmt: str) -> None:
         return
     for key, value in data.items():
         if key != "exc_info":
-            click.echo(f"{key:>12}: {value}")
+            echo(f"{key:>12}: {value}")
     if data["exc_info"]:
-        click.echo(data["exc_info"])
+        for line in str(data["exc_info"]).splitlines():  # a traceback keeps its lines
+            echo(line)
 
 
 @jobs_group.command("stop")
@@ -220,7 +229,7 @@ def jobs_stop(state: CliState, job_id: str) -> None:
     with _site_ctx(state):
         status = stop_job(job_id)
     word = "stop requested (the worker stops it within ~1 s)" if status == "started" else status
-    click.echo(f"{job_id}: {word}")
+    echo(f"{job_id}: {word}")
 
 
 @jobs_group.command("retry")
@@ -233,7 +242,7 @@ def jobs_retry(state: CliState, job_id: str) -> None:
     with _site_ctx(state):
         if not retry_job(job_id):
             raise click.ClickException(f"{job_id} is still pending; only ended jobs are retried")
-    click.echo(f"{job_id}: queued again")
+    echo(f"{job_id}: queued again")
 
 
 @jobs_group.command("delete")
@@ -246,7 +255,7 @@ def jobs_delete(state: CliState, job_id: str) -> None:
     with _site_ctx(state):
         if not delete_job(job_id):
             raise click.ClickException(f"{job_id} is running; stop it first")
-    click.echo(f"{job_id}: deleted")
+    echo(f"{job_id}: deleted")
 
 
 @jobs_group.command("purge-failed")

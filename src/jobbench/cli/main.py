@@ -1,7 +1,12 @@
 """Entry point: global options, bench/site resolution, and one-line errors.
 
 Every JobbenchError becomes ``Error: <reason>`` on stderr and exit code 1; click's usage errors
-keep exit code 2. A traceback only appears for a bug, and then with $JOBBENCH_DEBUG=1 in full.
+keep exit code 2. An OSError (a path too long, a folder we may not write) is one line too. A
+traceback only appears for a bug, and then with $JOBBENCH_DEBUG=1 in full.
+
+What the CLI prints that came from outside (job ids, methods, names, error messages) goes
+through ``printable`` (control characters escaped) and, in tables, ``cell`` (rich markup taken
+literally): nothing a caller put in an id can move the cursor, recolour or forge a line.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import click
 
 from jobbench.bench import Bench, find_bench
 from jobbench.errors import JobbenchError, SiteNotInitializedError
+from jobbench.utils import printable
 
 T = TypeVar("T")
 
@@ -83,6 +89,19 @@ def progress(items: Sequence[T], label: str) -> Iterable[T]:
     return track(items, description=label, console=Console(stderr=True), transient=True)
 
 
+def cell(value: object) -> Any:
+    """A table cell showing ``value`` as it is: rich would read "[red]" in a job id as markup
+    (and "[link=...]" as a terminal hyperlink), and control characters are escaped."""
+    from rich.text import Text
+
+    return Text(printable(value))
+
+
+def echo(value: object, err: bool = False) -> None:
+    """``click.echo`` of text that may hold outside data, control characters escaped."""
+    click.echo(printable(value), err=err)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -113,14 +132,21 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        # It may quote an argument: escape it too. (Final for type checkers only: click reads
+        # the attribute when it shows the error, which is why it is replaced here.)
+        exc.message = _one_line(exc.message)  # type: ignore[misc]
         exc.show()
         sys.exit(exc.exit_code)
     except JobbenchError as exc:
         click.echo(f"Error: {_one_line(str(exc))}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # the system refused a path or a write: the reason, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"Error: {_one_line(f'{exc.strerror or exc}{where}')}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))

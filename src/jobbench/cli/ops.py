@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state, progress
+from jobbench.cli.main import (
+    CliState,
+    cell,
+    cli,
+    echo,
+    echo_json,
+    format_option,
+    pass_state,
+    progress,
+)
 from jobbench.errors import JobbenchError
 
 PURGED_STATUSES = ["queued", "scheduled"]  # never "started": running jobs are left alone
@@ -47,21 +56,23 @@ def doctor_command(state: CliState, fmt: str) -> None:
     if fmt == "json":
         echo_json(report)
         return
+    from rich.markup import escape
     from rich.table import Table
+
+    from jobbench.utils import printable
 
     console = _console()
     for site in report["sites"]:
         word = "active" if site["active"] else f"inactive: {site['reason']}"
-        console.print(f"[bold]{site['site']}[/bold]: scheduler {word}")
+        console.print(
+            f"[bold]{escape(printable(site['site']))}[/bold]: scheduler ", cell(word), sep=""
+        )
         _print_pending(console, site["pending"], f"Pending jobs of {site['site']}")
     table = Table("worker", "queues", "state", "current job", "done", "failed", "util", "stale")
     table.title = f"Workers online: {len(report['workers'])}"
     for w in report["workers"]:
         table.add_row(
-            w["name"],
-            ",".join(w["queues"]),
-            w["state"],
-            w["current_job"] or "",
+            *map(cell, (w["name"], ",".join(w["queues"]), w["state"], w["current_job"] or "")),
             str(w["successful"]),
             str(w["failed"]),
             f"{w['utilisation']:.0%}",
@@ -69,22 +80,20 @@ def doctor_command(state: CliState, fmt: str) -> None:
         )
     console.print(table)
     if report["stale_workers"]:
-        console.print(f"Stale workers: {', '.join(report['stale_workers'])}")
+        console.print("Stale workers: ", cell(", ".join(report["stale_workers"])), sep="")
 
 
 def _print_pending(console: Any, groups: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
     if not groups:
-        console.print(f"{title}: none")
+        console.print(cell(f"{title}: none"))
         return
-    table = Table("site", "queue", "method", "queued", "started", "retry wait", title=title)
+    table = Table("site", "queue", "method", "queued", "started", "retry wait", title=cell(title))
     for g in groups:
         counts = g["counts"]
         table.add_row(
-            g["site"],
-            g["queue"],
-            g["method"],
+            *map(cell, (g["site"], g["queue"], g["method"])),
             *(str(counts.get(s, 0)) for s in ("queued", "started", "scheduled")),
         )
     console.print(table)
@@ -137,11 +146,11 @@ def purge_jobs(
     where = f" from queue {queue}" if queue else ""
     of = f" of event {event}" if event else ""
     scope = ", ".join(sites) if sites else "all sites"
-    click.echo(f"Purged {count} job(s){of}{where} ({scope})")
+    echo(f"Purged {count} job(s){of}{where} ({scope})")
     if event and frequency is None and count == 0:
         from jobbench.scheduler.sync import HOOK_FREQUENCIES
 
-        click.echo(
+        echo(
             f"Note: no waiting job carries event {event!r}, and it is not a scheduler event "
             f"({', '.join(HOOK_FREQUENCIES)}, cron)",
             err=True,
@@ -232,23 +241,33 @@ def setup_group() -> None:
     """Write process-manager configuration into the bench's config/ folder."""
 
 
+user_option = click.option(
+    "--user", help="The user the processes run as: an existing, non-root user (default: you)."
+)
+allow_root_option = click.option(
+    "--allow-root", is_flag=True, help="Let the processes run as root (refused otherwise)."
+)
+
+
 @setup_group.command("supervisor")
-@click.option("--user", help="The user the processes run as (default: you).")
+@user_option
+@allow_root_option
 @pass_state
-def setup_supervisor(state: CliState, user: str | None) -> None:
+def setup_supervisor(state: CliState, user: str | None, allow_root: bool) -> None:
     """config/supervisor.conf: the scheduler and every worker group."""
     from jobbench.setup import write_supervisor
 
-    for path in write_supervisor(state.bench, user):
-        click.echo(f"Wrote {path}")
+    for path in write_supervisor(state.bench, user, allow_root):
+        echo(f"Wrote {path}")
 
 
 @setup_group.command("systemd")
-@click.option("--user", help="The user the processes run as (default: you).")
+@user_option
+@allow_root_option
 @pass_state
-def setup_systemd(state: CliState, user: str | None) -> None:
+def setup_systemd(state: CliState, user: str | None, allow_root: bool) -> None:
     """config/systemd/: a scheduler service, a template per worker group, and a target."""
     from jobbench.setup import write_systemd
 
-    for path in write_systemd(state.bench, user):
-        click.echo(f"Wrote {path}")
+    for path in write_systemd(state.bench, user, allow_root):
+        echo(f"Wrote {path}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state
+from jobbench.cli.main import CliState, cell, cli, echo, echo_json, format_option, pass_state
 from jobbench.context import site_context
 from jobbench.errors import JobbenchError
 
@@ -31,7 +31,7 @@ def _say(site: str, status: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"status": status, "site": site}))
     else:
-        click.echo(f"Scheduler is {status} for site {site}")
+        echo(f"Scheduler is {status} for site {site}")
 
 
 def _set_enabled(state: CliState, enabled: bool, fmt: str | None = "text") -> None:
@@ -108,7 +108,7 @@ def _status(state: CliState, fmt: str) -> None:
     for site, why in rows:
         _say(site, "disabled" if why else "enabled", "text")
         if why:
-            click.echo(f"  (not running: {why})")
+            echo(f"  (not running: {why})")
 
 
 @cli.command("set-maintenance-mode")
@@ -144,7 +144,7 @@ def trigger_scheduler_event(state: CliState, event: str) -> None:
                         f"{name} on {site} failed: {type(exc).__name__}: {exc} "
                         "(the traceback is in its Scheduled Job Log)"
                     ) from exc
-                click.echo(f"Ran {name} on {site}")
+                echo(f"Ran {name} on {site}")
 
 
 def _job_types_for(local: Any, event: str, frequencies: dict[str, str]) -> list[str]:
@@ -201,9 +201,7 @@ def scheduled_jobs_list(state: CliState, fmt: str) -> None:
     for r in rows:
         when = f"{r['frequency']} {r['cron_format'] or ''}".strip()
         table.add_row(
-            r["site"],
-            r["name"],
-            when,
+            *map(cell, (r["site"], r["name"], when)),
             "yes" if r["stopped"] else "",
             str(r["last_execution"] or "-"),
             str(r["next_execution"] or "-"),

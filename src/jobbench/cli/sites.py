@@ -6,7 +6,7 @@ import click
 
 from jobbench import sites as site_ops
 from jobbench.bench import init_bench
-from jobbench.cli.main import CliState, cli, echo_json, format_option, pass_state, progress
+from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state, progress
 
 
 @cli.command("init")
@@ -81,7 +81,7 @@ def _print_changes(report: site_ops.MigrateReport) -> None:
         for name in names:
             click.echo(f"  {label} scheduled job type {name}")
     for warning in sync.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        echo(f"Warning: {warning}", err=True)
 
 
 @cli.command("list-sites")
@@ -94,7 +94,7 @@ def list_sites_command(state: CliState, fmt: str) -> None:
         echo_json(sites)
         return
     for site in sites:
-        click.echo(site)
+        echo(site)
 
 
 @cli.command("list-apps")
@@ -111,4 +111,4 @@ def list_apps_command(state: CliState, fmt: str) -> None:
         echo_json(data)
         return
     for site, apps in data.items():
-        click.echo(f"{site}: {', '.join(apps)}")
+        echo(f"{site}: {', '.join(apps)}")

@@ -37,8 +37,9 @@ from jobbench.errors import (
     QueryTimeoutError,
 )
 from jobbench.utils import _dict
+from jobbench.utils.files import private_sqlite_file
 
-SAVEPOINT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+SAVEPOINT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")  # \Z: "$" lets a "\n" end it
 _DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
@@ -80,7 +81,7 @@ def normalize_url(db_url: str) -> sa.URL:
     """Parse a db_url and pick our drivers (psycopg 3, PyMySQL) when the URL names none."""
     try:
         url = make_url(db_url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ConfigError(f"db_url {db_url!r} is not a valid database URL") from exc
     if url.drivername in _DRIVERS:
         url = url.set(drivername=_DRIVERS[url.drivername])
@@ -95,6 +96,15 @@ def display_url(url: sa.URL | str) -> str:
 
 
 def _setup_sqlite(engine: Engine) -> None:
+    # The site database holds job arguments, results and tracebacks: create it 0600 before
+    # SQLite does (0644), on every new connection, since a site folder may be made afresh.
+    path = _sqlite_file(engine.url)
+    if path is not None:
+
+        @event.listens_for(engine, "do_connect")
+        def _private(*_args: Any) -> None:
+            private_sqlite_file(path)
+
     # pysqlite's own transaction handling would defer BEGIN and break savepoints; take it over
     # (the recipe in SQLAlchemy's SQLite dialect docs). WAL lets readers run beside a writer.
     @event.listens_for(engine, "connect")
@@ -112,6 +122,14 @@ def _setup_sqlite(engine: Engine) -> None:
 
 
 _BEGIN_KEY = "jobbench_begin"  # Database.begin_write() asks for BEGIN IMMEDIATE here
+
+
+def _sqlite_file(url: sa.URL) -> str | None:
+    """The file a SQLite URL opens; None for an in-memory or URI-style database."""
+    name = url.database or ""
+    if not name or name == ":memory:" or url.query.get("uri") or name.startswith("file:"):
+        return None
+    return name
 
 
 _engines: dict[str, Engine] = {}
@@ -361,6 +379,6 @@ class Database:
 
 def _savepoint_name(name: str, dialect: sa.Dialect) -> str:
     """The name checked, then quoted: a reserved word ('outer', 'select') is a fine name."""
-    if not SAVEPOINT_RE.match(name):
+    if not SAVEPOINT_RE.fullmatch(name):
         raise ValueError(f"invalid savepoint name {name!r}: use letters, digits and _")
     return str(dialect.identifier_preparer.quote_identifier(name))

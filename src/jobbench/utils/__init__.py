@@ -70,7 +70,7 @@ def system_time_zone() -> str:
 def is_time_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", a folder
         return False
     return True
 
@@ -121,6 +121,29 @@ def get_datetime(value: Any = None) -> datetime:
                 f"{value!r} is not a datetime (expected e.g. '2019-01-01 00:00:00')"
             ) from None
     raise TypeError(f"get_datetime() takes a datetime, date or string, not {type(value).__name__}")
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: object) -> str:
+    """``value`` as text for a log line or a terminal, every control or invisible character
+    escaped (``\\n``, ``\\x1b``, ``\\u202e``): a job id, method or error message that came from
+    outside must not start a fake log line, move the cursor or recolour what follows."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    named = _NAMED_ESCAPES.get(ch)
+    if named:
+        return named
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def __getattr__(name: str) -> Any:

@@ -29,6 +29,7 @@ from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker, retention
 from jobbench.errors import BrokerError
 from jobbench.jobs.trust import secret_of
+from jobbench.utils import printable
 from jobbench.worker.executor import ExecutorConfig, executor_main
 
 HEARTBEAT_INTERVAL = 5.0
@@ -432,4 +433,6 @@ class Worker:
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+            # Job ids, methods and reasons come from enqueue callers: escape control characters
+            # so none can forge a log line or send escape sequences to a terminal.
+            print(f"{time.strftime('%H:%M:%S')} {printable(message)}", flush=True)
