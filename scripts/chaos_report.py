@@ -70,14 +70,16 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
         "Lost counts jobs with no record or still queued/started after settling; duplicates",
         "are jobs whose effect was recorded more than once. Detection is the longest time from",
         'a killed job\'s start to its settlement as failed with "worker died".',
+        "Concurrency 4 is `--concurrency 4`: a killed executor takes up to four jobs with it.",
         "",
-        "| broker | jobs | finished | failed: worker died | supervisor kills | executor kills "
-        "| restarts | lost | duplicates | max detection (s) | run (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| broker | concurrency | jobs | finished | failed: worker died | supervisor kills "
+        "| executor kills | restarts | lost | duplicates | max detection (s) | run (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in kills:
         out.append(
-            f"| {f['broker']} | {f['jobs']} | {f['finished']} | {f['failed_worker_died']} | "
+            f"| {f['broker']} | {f.get('concurrency', 1)} | {f['jobs']} | {f['finished']} | "
+            f"{f['failed_worker_died']} | "
             f"{int(f['supervisor'])} | {int(f['executor'])} | {int(f['restarts'])} | "
             f"{f['lost']} | {f['duplicates']} | {f['max_detection_s']} | {f['seconds']} |"
         )

@@ -91,7 +91,8 @@ def _workers(value: Any) -> str | None:
     for name, spec in value.items():
         if not QUEUE_NAME_RE.fullmatch(name) or not isinstance(spec, dict):
             return expected
-        for key, check in (("timeout", _int(-1)), ("background_workers", _int(1))):
+        checks = (("timeout", _int(-1)), ("background_workers", _int(1)), ("concurrency", _int(1)))
+        for key, check in checks:
             if key in spec and check(spec[key]):
                 return f"{expected}; '{name}.{key}' must be {check(spec[key])}"
     return None
@@ -103,6 +104,7 @@ KNOWN_KEYS: dict[str, Check] = {
     "installed_apps": _str_list,
     "workers": _workers,
     "background_workers": _int(1),
+    "async_concurrency": _int(1),
     "scheduler_tick_interval": _number(0.01),
     "scheduler_interval": _int(1),
     "pause_scheduler": _flag,

@@ -118,7 +118,7 @@ from jobbench.worker.worker import Worker
 
 Worker(
     Bench(Path(sys.argv[1])), sys.argv[2].split(","), heartbeat_interval=0.5, heartbeat_ttl=2,
-    name=sys.argv[3],
+    name=sys.argv[3], concurrency=int(sys.argv[4]),
 ).work()
 """
 
@@ -273,8 +273,10 @@ class Chaos:
         self.procs.append(entry)
         return entry
 
-    def start_worker(self, name: str, queues: str = QUEUES) -> Proc:
-        return self.start(name, [sys.executable, "-c", WORKER_SCRIPT, self.path, queues, name])
+    def start_worker(self, name: str, queues: str = QUEUES, concurrency: int = 1) -> Proc:
+        """A worker with a short heartbeat; ``concurrency`` > 1 runs that many jobs at once."""
+        cmd = [sys.executable, "-c", WORKER_SCRIPT, self.path, queues, name, str(concurrency)]
+        return self.start(name, cmd)
 
     def start_scheduler(self, name: str) -> Proc:
         cmd = [sys.executable, "-c", SCHEDULER_SCRIPT, self.path, name]
@@ -330,7 +332,8 @@ class Accounting:
     lost: list[str] = field(default_factory=list)  # no record at all
     not_final: list[str] = field(default_factory=list)  # queued/started/scheduled
     no_reason: list[str] = field(default_factory=list)  # failed without exc_info
-    duplicates: list[str] = field(default_factory=list)  # ran more than once
+    duplicates: list[str] = field(default_factory=list)  # ran more than once, unrecorded
+    interrupted: int = 0  # requeued after a sibling's hard stop: a second run, recorded
     finished_without_run: list[str] = field(default_factory=list)
     max_detection: float = 0.0  # longest started -> settled of a "worker died" job
     other_failures: list[str] = field(default_factory=list)
@@ -353,7 +356,10 @@ def account(broker: Broker, ids: list[str], effects: Counter[str]) -> Accounting
     for job_id in ids:
         record: JobRecord | None = broker.get(job_id)
         runs = effects.get(job_id, 0)
-        if runs > 1:
+        # A job cut off by a sibling's hard stop runs again, and its record says so.
+        rerun = record is not None and (record.exc_info or "").startswith("interrupted:")
+        allowed = record.attempts if rerun and record is not None else 1
+        if runs > allowed:
             acc.duplicates.append(f"{job_id} ran {runs} times")
         if record is None:
             acc.lost.append(job_id)
@@ -362,7 +368,8 @@ def account(broker: Broker, ids: list[str], effects: Counter[str]) -> Accounting
             acc.not_final.append(f"{job_id}: {record.status}")
         elif record.status == "finished":
             acc.finished += 1
-            if runs != 1 or record.attempts != 1:
+            acc.interrupted += rerun
+            if runs < 1 or runs > allowed or (record.attempts != 1 and not rerun):
                 acc.finished_without_run.append(f"{job_id} runs={runs} a={record.attempts}")
         elif record.status == "failed":
             acc.failed += 1

@@ -4,6 +4,8 @@ fork a child and block, mixed with normal jobs. Each bad job is stopped within i
 
 from __future__ import annotations
 
+import pytest
+
 import jobbench
 from jobbench.jobs.record import full_id
 
@@ -13,10 +15,17 @@ TIMEOUT = 1
 BAD = ("swallow_everything", "block_in_c", "fork_child")
 
 
-def test_bad_jobs_are_stopped_in_time_and_workers_go_on(chaos: Chaos, long_form: bool) -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_bad_jobs_are_stopped_in_time_and_workers_go_on(
+    chaos: Chaos, long_form: bool, concurrency: int
+) -> None:
+    """With ``concurrency`` 4 a hard stop also cuts off the normal jobs beside the bad one:
+    they are requeued and run again, which their records say ("interrupted: ...")."""
     per_kind = 5 if long_form else 2
     normal = 1000 if long_form else 150
-    workers = [chaos.start_worker(f"chaos-t{i}-{chaos.kind}") for i in range(3)]
+    workers = [
+        chaos.start_worker(f"chaos-t{i}-{chaos.kind}", concurrency=concurrency) for i in range(3)
+    ]
     bad: dict[str, str] = {}  # stored id -> kind
     pid_files: dict[str, str] = {}
     normal_ids: list[str] = []

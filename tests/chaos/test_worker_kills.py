@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from .helpers import Accounting, Chaos, account, child_pids, wait_until
 
 CI_JOBS = 800
@@ -20,9 +22,14 @@ LONG_JOBS = 10_000
 WORKERS = 4
 
 
-def run_kills(chaos: Chaos, jobs: int, seed: int = 0) -> tuple[Accounting, dict[str, float]]:
+def run_kills(
+    chaos: Chaos, jobs: int, seed: int = 0, concurrency: int = 1
+) -> tuple[Accounting, dict[str, float]]:
     rng = random.Random(seed)
-    workers = {f"w{i}": chaos.start_worker(f"chaos-w{i}-{chaos.kind}") for i in range(WORKERS)}
+    workers = {
+        f"w{i}": chaos.start_worker(f"chaos-w{i}-{chaos.kind}", concurrency=concurrency)
+        for i in range(WORKERS)
+    }
     kills = {"supervisor": 0, "executor": 0, "restarts": 0}
     stop = threading.Event()
 
@@ -40,7 +47,8 @@ def run_kills(chaos: Chaos, jobs: int, seed: int = 0) -> tuple[Accounting, dict[
                 os.kill(proc.pid, signal.SIGKILL)  # its executor dies with it (PDEATHSIG)
                 proc.proc.wait(10)
                 kills["supervisor"] += 1
-                workers[slot] = chaos.start_worker(f"chaos-{slot}-{kills['supervisor']}")
+                name = f"chaos-{slot}-{kills['supervisor']}"
+                workers[slot] = chaos.start_worker(name, concurrency=concurrency)
                 kills["restarts"] += 1
 
     thread = threading.Thread(target=killer, daemon=True)
@@ -60,7 +68,7 @@ def run_kills(chaos: Chaos, jobs: int, seed: int = 0) -> tuple[Accounting, dict[
     return acc, figures
 
 
-def report(chaos: Chaos, acc: Accounting, figures: dict[str, float]) -> None:
+def report(chaos: Chaos, acc: Accounting, figures: dict[str, float], concurrency: int) -> None:
     """Append the figures for scripts/chaos_report.py (when it asks for them)."""
     out = os.environ.get("CHAOS_REPORT")
     if not out:
@@ -68,6 +76,7 @@ def report(chaos: Chaos, acc: Accounting, figures: dict[str, float]) -> None:
     line = {
         "scenario": "worker_kills",
         "broker": chaos.kind,
+        "concurrency": concurrency,
         "jobs": acc.jobs,
         "finished": acc.finished,
         "failed_worker_died": acc.worker_died,
@@ -80,10 +89,12 @@ def report(chaos: Chaos, acc: Accounting, figures: dict[str, float]) -> None:
         f.write(json.dumps(line) + "\n")
 
 
-def test_worker_kills_lose_nothing(chaos: Chaos, long_form: bool) -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_worker_kills_lose_nothing(chaos: Chaos, long_form: bool, concurrency: int) -> None:
+    """With ``concurrency`` 4 each kill of an executor lands on up to four jobs at once."""
     jobs = LONG_JOBS if long_form else CI_JOBS
-    acc, figures = run_kills(chaos, jobs, seed=jobs)
-    report(chaos, acc, figures)
+    acc, figures = run_kills(chaos, jobs, seed=jobs, concurrency=concurrency)
+    report(chaos, acc, figures, concurrency)
     assert acc.problems() == {}, acc
     assert acc.other_failures == [], acc.other_failures[:5]
     assert acc.finished + acc.failed == jobs

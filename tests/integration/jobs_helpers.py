@@ -400,9 +400,11 @@ class Engine:
         assert done.returncode == 0, f"worker exited {done.returncode}:\n{done.stdout}{done.stderr}"
         return done
 
-    def start_worker(self, queues: str = ALL_QUEUES, burst: bool = False) -> WorkerProc:
+    def start_worker(
+        self, queues: str = ALL_QUEUES, burst: bool = False, extra: list[str] | None = None
+    ) -> WorkerProc:
         cmd = [sys.executable, "-m", "jobbench", "--bench", self.path, "worker"]
-        cmd += ["--queue", queues] + (["--burst"] if burst else [])
+        cmd += ["--queue", queues] + (["--burst"] if burst else []) + (extra or [])
         return self._start(cmd)
 
     def start_short_heartbeat_worker(self, queues: str = ALL_QUEUES) -> WorkerProc:

@@ -269,3 +269,12 @@ def test_scheduled_job_type_row_outside_the_apps_is_refused(engine: Engine) -> N
     assert record is not None and record.status == "failed"
     assert "MethodNotAllowed" in str(record.exc_info)
     assert not marker.exists(), "the module was imported"
+
+
+def test_timeout_beyond_what_a_broker_stores_is_refused(engine: Engine) -> None:
+    with engine.ctx():
+        for bad in (2**31, 10**30, float("nan"), float("inf")):
+            with pytest.raises(jobbench.JobError, match="timeout must be"):
+                jobbench.enqueue(jobs_path("noop"), timeout=bad)
+    assert committed(engine, jobbench.list_jobs) == []
+    assert enqueue(engine, jobs_path("noop"), timeout=2**31 - 1).timeout == 2**31 - 1

@@ -51,15 +51,39 @@ def _queues(state: CliState, text: str | None) -> list[str]:
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 @click.option("--strategy", type=STRATEGIES, default="default", show_default=True)
 @click.option("--quiet", is_flag=True, help="Log only start and stop.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    help="Sync jobs at once, in threads (default: the queue's 'concurrency' in workers, or 1).",
+)
+@click.option(
+    "--async-concurrency",
+    type=click.IntRange(1, 10_000),
+    help="async def jobs at once (default: config async_concurrency, or 10).",
+)
 @pass_state
 def worker_command(
-    state: CliState, queue_text: str | None, burst: bool, strategy: str, quiet: bool
+    state: CliState,
+    queue_text: str | None,
+    burst: bool,
+    strategy: str,
+    quiet: bool,
+    concurrency: int | None,
+    async_concurrency: int | None,
 ) -> None:
     """Run one worker (a supervisor plus an executor) on the queues."""
     from jobbench.worker.worker import Worker
 
     bench = state.bench
-    worker = Worker(bench, _queues(state, queue_text), strategy, burst, quiet)
+    worker = Worker(
+        bench,
+        _queues(state, queue_text),
+        strategy,
+        burst,
+        quiet,
+        concurrency=concurrency,
+        async_concurrency=async_concurrency,
+    )
     sys.exit(worker.work())
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import inspect
 import threading
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,8 @@ class _Running:
     raise_instead: BaseException | None = None
 
 
-_local = threading.local()  # .loop: this thread's event loop; .running: the job being awaited
+_local = threading.local()  # .loop: this thread's event loop; .deadline: see soft_deadline
+_running: dict[int, _Running] = {}  # thread ident -> the job being awaited on that thread
 
 
 def _loop() -> asyncio.AbstractEventLoop:
@@ -46,15 +48,24 @@ async def _wrap(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def interrupt(exc: BaseException) -> bool:
-    """From a signal handler: make the async job running on this thread end with ``exc``.
-    False when none is running (the caller raises ``exc`` itself)."""
-    running: _Running | None = getattr(_local, "running", None)
+def interrupt(exc: BaseException, thread: int | None = None) -> bool:
+    """From a signal handler or another thread: make the async job being awaited on
+    ``thread`` (default: this one) end with ``exc``. False when none is being awaited there
+    (the caller raises ``exc`` itself)."""
+    running = _running.get(threading.get_ident() if thread is None else thread)
     if running is None or running.task.done():
         return False
-    running.raise_instead = exc
+    if running.raise_instead is None:
+        running.raise_instead = exc
     running.loop.call_soon_threadsafe(running.task.cancel)
     return True
+
+
+def soft_deadline(deadline: float | None, message: str = "") -> None:
+    """Arm a soft timeout (a ``time.monotonic()`` instant) for the async jobs this thread
+    awaits next: at that instant their task is cancelled and ``JobTimeoutException(message)``
+    raised. Used by threads that cannot receive SIGALRM (jobbench.worker.slots)."""
+    _local.deadline = (deadline, message) if deadline is not None else None
 
 
 def settle(value: Any) -> Any:
@@ -76,7 +87,9 @@ def _run_here(awaitable: Awaitable[Any]) -> Any:
     loop = _loop()
     task = loop.create_task(_wrap(awaitable), context=contextvars.copy_context())
     running = _Running(loop, task)
-    _local.running = running
+    ident = threading.get_ident()
+    _running[ident] = running
+    timer = _arm(loop, ident)
     try:
         return loop.run_until_complete(task)
     except asyncio.CancelledError:
@@ -84,7 +97,20 @@ def _run_here(awaitable: Awaitable[Any]) -> Any:
             raise running.raise_instead from None
         raise
     finally:
-        _local.running = None
+        _running.pop(ident, None)
+        if timer is not None:
+            timer.cancel()
+
+
+def _arm(loop: asyncio.AbstractEventLoop, ident: int) -> asyncio.TimerHandle | None:
+    armed = getattr(_local, "deadline", None)
+    if armed is None:
+        return None
+    from jobbench.errors import JobTimeoutException
+
+    deadline, message = armed
+    delay = max(0.0, deadline - time.monotonic())
+    return loop.call_later(delay, interrupt, JobTimeoutException(message), ident)
 
 
 def _run_in_thread(awaitable: Awaitable[Any]) -> Any:

@@ -89,6 +89,9 @@ def _unimportable_reason(method: Any, module: str | None, qualname: str | None) 
     return None
 
 
+MAX_TIMEOUT = 2**31 - 1  # seconds (68 years); a broker stores it as a 32-bit integer
+
+
 def _timeout(timeout: Any, default: int) -> int:
     """Seconds for the job: None or 0 is the queue's default (Frappe's ``if not timeout``),
     -1 is none; anything else must be a positive number (a bool is refused)."""
@@ -100,10 +103,10 @@ def _timeout(timeout: Any, default: int) -> int:
         return default
     if timeout == -1:
         return -1
-    if timeout < 0:
+    if timeout < 0 or timeout > MAX_TIMEOUT or timeout != timeout:
         raise JobError(
-            f"timeout must be > 0 seconds, 0 for the queue's default or -1 for none; "
-            f"got {timeout!r}"
+            f"timeout must be > 0 seconds (at most {MAX_TIMEOUT}), 0 for the queue's default "
+            f"or -1 for none; got {timeout!r}"
         )
     return int(max(1, round(timeout)))
 

@@ -100,6 +100,9 @@ def update_task(
     if "result" in values:
         values["result"] = _plain(values["result"])
     with site_context(site, bench_path) as ctx:
+        # A read then a write, beside other jobs of the site writing their tasks (threads of
+        # one executor, other workers): on SQLite take the write lock up front.
+        ctx.db.begin_write()
         for name in stamps:
             values[name] = ctx.now()
         if query.exists(ctx.db, DOCTYPE, task_id):

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -34,9 +35,11 @@ from jobbench.errors import BrokerError, JobTimeoutException
 from jobbench.jobs import aio
 from jobbench.jobs.execute import Outcome, StopJob, execute_job
 from jobbench.jobs.record import JobRecord
+from jobbench.worker.slots import Slots
 
 MAX_BACKOFF = 3600.0
 IDLE_CLAIM_WAIT = 1.0
+DEFAULT_ASYNC_CONCURRENCY = 10
 
 
 @dataclass
@@ -46,12 +49,17 @@ class ExecutorConfig:
     queues: list[str]
     strategy: str = "default"
     burst: bool = False
+    concurrency: int = 1  # sync jobs at once; above 1 they run in threads (worker/slots.py)
+    async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY
 
 
 class _State:
-    in_job = False
+    in_job = False  # a sync job runs in the main thread
+    inline_id: str | None = None  # its id
     exit_after_job = False
     timeout = 0
+    slots: Slots | None = None
+    ctrl_fd: int | None = None  # the parent's stop requests: one job id per line, "*" = all
 
 
 def _on_alarm(_sig: int, _frame: FrameType | None) -> None:
@@ -61,12 +69,28 @@ def _on_alarm(_sig: int, _frame: FrameType | None) -> None:
             raise exc
 
 
+def _stop_requests() -> set[str]:
+    """The job ids the parent wrote before its SIGUSR1 ("*": every job)."""
+    fd, data = _State.ctrl_fd, b""
+    if fd is not None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            data = os.read(fd, 65536)
+    ids = {line.decode(errors="replace") for line in data.split(b"\n") if line}
+    return ids or {"*"}  # a bare signal (no line) is a stop of everything, as before
+
+
 def _on_stop(_sig: int, _frame: FrameType | None) -> None:
-    if _State.in_job:
+    ids = _stop_requests()
+    every = "*" in ids
+    if _State.slots is not None:
+        for job_id in [None] if every else sorted(ids):
+            _State.slots.stop(job_id)
+    if _State.in_job and (every or _State.inline_id in ids):
         if not aio.interrupt(StopJob("stopped on request")):
             raise StopJob("stopped on request")
         return
-    _State.exit_after_job = True
+    if every and not _State.in_job:
+        _State.exit_after_job = True
 
 
 def _on_warm(_sig: int, _frame: FrameType | None) -> None:
@@ -110,8 +134,9 @@ def record_outcome(
 
 
 def run_one(record: JobRecord, bench: Bench, broker: Broker) -> Outcome:
-    """Execute with the soft timeout armed; never raises."""
+    """Execute in the main thread with the soft timeout armed; never raises."""
     _State.timeout = record.timeout
+    _State.inline_id = record.id
     _State.in_job = True
     try:
         if record.timeout > 0:
@@ -179,12 +204,13 @@ def _settle(
     record: JobRecord,
     outcome: Outcome,
     keep: Retention,
-    order: list[str],
+    order: list[str] | None,
 ) -> JobRecord | None:
-    """Record the outcome; after a success, claim the next job in the same round trip.
+    """Record the outcome; after a success, claim the next job of ``order`` in the same round
+    trip (None: claim nothing).
 
     No next job is claimed once a warm shutdown was asked for."""
-    if outcome.status == "finished" and not _State.exit_after_job:
+    if outcome.status == "finished" and order is not None and not _State.exit_after_job:
         try:
             return broker.finish_and_claim(record.id, worker, outcome.result, keep, order)
         except BrokerError:
@@ -214,12 +240,88 @@ def _started(record: JobRecord) -> list[object]:
     return ["S", record.id, [record.timeout, record.method, record.queue]]
 
 
+_tell_lock = threading.Lock()  # job threads report too; a line must never interleave
+
+
 def _tell(fd: int, *events: list[object]) -> None:
     """One JSON line per event ([kind, job id, detail]); ids may hold any character."""
-    os.write(fd, b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    data = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+    with _tell_lock:
+        os.write(fd, data)
 
 
-def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
+@dataclass
+class _Run:
+    """What the executor's loop works with."""
+
+    cfg: ExecutorConfig
+    bench: Bench
+    broker: Broker
+    keep: Retention
+    pipe_fd: int
+    slots: Slots
+    turn: int = 0
+
+    def order(self) -> list[str]:
+        self.turn += 1  # each claim takes the next turn
+        return order_queues(self.cfg.queues, self.cfg.strategy, self.turn - 1)
+
+    def settle_thread_job(self, record: JobRecord, outcome: Outcome) -> None:
+        """A job thread records its own job's outcome and tells the parent."""
+        _settle(self.broker, self.bench, self.cfg.worker_name, record, outcome, self.keep, None)
+        _tell(self.pipe_fd, ["E", record.id, outcome.status])
+
+
+def _claim_next(run: _Run) -> JobRecord | None:
+    """Wait for room in the slots (timing out the thread jobs meanwhile), then claim."""
+    upcoming = run.slots.check_deadlines(time.monotonic())
+    pause = IDLE_CLAIM_WAIT if upcoming is None else max(0.0, upcoming - time.monotonic())
+    if not run.slots.wait_for_room(min(pause, IDLE_CLAIM_WAIT)) or _State.exit_after_job:
+        return None  # (a warm shutdown may have come while we waited)
+    busy = bool(run.slots.running)
+    wait = 0.0 if run.cfg.burst else min(pause, IDLE_CLAIM_WAIT) if busy else IDLE_CLAIM_WAIT
+    return _claim(run.broker, run.order(), run.cfg.worker_name, wait)
+
+
+def _loop(run: _Run) -> None:
+    record: JobRecord | None = None
+    announced = False
+    while record is not None or not _State.exit_after_job:
+        if record is None:
+            record, announced = _claim_next(run), False
+            # Burst: done once the queues are empty (not unreachable) and no job runs any more.
+            burst_done = run.cfg.burst and not _outage["pause"]
+            if record is None and burst_done and run.slots.wait_idle(0.05):
+                break
+            if record is None:
+                continue
+        if not announced:
+            _tell(run.pipe_fd, _started(record))
+        kind = run.slots.kind_of(record)
+        if not run.slots.runs_inline(kind):
+            run.slots.start(record, kind)
+            record = None
+            continue
+        record, announced = _run_inline(run, record)
+
+
+def _run_inline(run: _Run, record: JobRecord) -> tuple[JobRecord | None, bool]:
+    """A sync job in the main thread; after a success the next job is claimed in the same
+    round trip (when there is room for it)."""
+    outcome = run_one(record, run.bench, run.broker)
+    order = run.order() if run.slots.has_room() else None
+    following = _settle(
+        run.broker, run.bench, run.cfg.worker_name, record, outcome, run.keep, order
+    )
+    # One write (one wake-up of the parent) for "this ended" and "the next one started".
+    lines: list[list[object]] = [["E", record.id, outcome.status]]
+    if following is not None:
+        lines.append(_started(following))
+    _tell(run.pipe_fd, *lines)
+    return following, following is not None
+
+
+def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None) -> int:
     """Body of the executor process; returns its exit code."""
     os.setpgid(0, 0)
     die_with_parent()
@@ -230,33 +332,29 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int) -> int:
     signal.signal(signal.SIGTERM, _on_warm)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the parent's wake-up handler is not ours
     signal.set_wakeup_fd(-1)
+    if ctrl_fd is not None:
+        os.set_blocking(ctrl_fd, False)
+    _State.ctrl_fd = ctrl_fd
     bench = Bench(Path(cfg.bench_path))
     conf = bench.common_config()
     broker = get_broker(bench, conf)
     keep = retention(conf)
-    turn = 0
-    record: JobRecord | None = None
-    announced = False
-    while record is not None or not _State.exit_after_job:
-        if record is None:
-            order = order_queues(cfg.queues, cfg.strategy, turn)
-            turn += 1
-            wait = 0.0 if cfg.burst else IDLE_CLAIM_WAIT
-            record, announced = _claim(broker, order, cfg.worker_name, wait), False
-            if record is None:
-                if cfg.burst and not _outage["pause"]:  # empty, not unreachable: done
-                    break
-                continue
-        if not announced:
-            _tell(pipe_fd, _started(record))
-        outcome = run_one(record, bench, broker)
-        order = order_queues(cfg.queues, cfg.strategy, turn)  # each claim takes the next turn
-        turn += 1
-        following = _settle(broker, bench, cfg.worker_name, record, outcome, keep, order)
-        # One write (one wake-up of the parent) for "this ended" and "the next one started".
-        lines: list[list[object]] = [["E", record.id, outcome.status]]
-        if following is not None:
-            lines.append(_started(following))
-        _tell(pipe_fd, *lines)
-        record, announced = following, following is not None
+    run: _Run | None = None
+
+    def execute(record: JobRecord) -> Outcome:
+        return execute_job(record, bench, broker)
+
+    def settle(record: JobRecord, outcome: Outcome) -> None:
+        assert run is not None
+        run.settle_thread_job(record, outcome)
+
+    slots = Slots(bench, execute, settle, cfg.concurrency, cfg.async_concurrency)
+    _State.slots = slots
+    run = _Run(cfg, bench, broker, keep, pipe_fd, slots)
+    try:
+        _loop(run)
+        while not slots.wait_idle(0.2):  # a warm exit lets the thread jobs finish
+            slots.check_deadlines(time.monotonic())
+    finally:
+        slots.close()
     return 0

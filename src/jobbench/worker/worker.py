@@ -54,6 +54,13 @@ class Running:
     kill_status: str = "failed"
 
 
+def queue_concurrency(conf: dict[str, Any], queues: list[str]) -> int:
+    """Sync jobs at once for a worker of ``queues`` without ``--concurrency``: the largest
+    ``concurrency`` the ``workers`` config gives one of them, else 1."""
+    specs = conf.get("workers") or {}
+    return max([int(specs.get(q, {}).get("concurrency") or 1) for q in queues] or [1])
+
+
 def _wake(_signum: int, _frame: FrameType | None) -> None:
     """SIGCHLD: nothing to do here; the wakeup fd already woke the main loop."""
 
@@ -80,6 +87,8 @@ class Worker:
         name: str | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         heartbeat_ttl: float = HEARTBEAT_TTL,
+        concurrency: int | None = None,
+        async_concurrency: int | None = None,
     ) -> None:
         self.bench = bench
         self.conf = bench.common_config()
@@ -89,20 +98,29 @@ class Worker:
         host = socket.gethostname()
         name = name or f"{host}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.info = WorkerInfo(name=name, pid=os.getpid(), host=host, queues=list(queues))
-        self.cfg = ExecutorConfig(str(bench.path), name, list(queues), strategy, burst)
+        self.cfg = ExecutorConfig(
+            str(bench.path),
+            name,
+            list(queues),
+            strategy,
+            burst,
+            concurrency or queue_concurrency(self.conf, queues),
+            async_concurrency or int(self.conf.get("async_concurrency") or 0) or 10,
+        )
         self.quiet = quiet
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_ttl = heartbeat_ttl
         self._pid: int | None = None
         self._pipe: int | None = None
+        self._ctrl: int | None = None  # stop requests to the executor: a job id per line
         self._buffer = b""
-        self._running: Running | None = None
+        self._running: dict[str, Running] = {}  # what the executor runs, by job id
         self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
         self._done = False
         self._beat_job: str | None = None  # the current job as of the last heartbeat
         self._cold_deadline: float | None = None  # set by the second stop signal
         self._next = {"heartbeat": 0.0, "housekeeping": 0.0, "reap": 0.0, "cleanup": 0.0}
-        self._unsettled: tuple[Running | None, int] | None = None  # see _settle_pending
+        self._unsettled: tuple[list[Running], int] | None = None  # see _settle_pending
 
     @property
     def name(self) -> str:
@@ -151,15 +169,17 @@ class Worker:
 
     def _spawn(self) -> None:
         read_fd, write_fd = os.pipe()
+        ctrl_r, ctrl_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()  # keep the collector from touching (and so copying) the shared pages
         pid = os.fork()
         if pid == 0:  # the executor
             os.close(read_fd)
+            os.close(ctrl_w)
             code = 1
             try:
-                code = executor_main(self.cfg, write_fd)
+                code = executor_main(self.cfg, write_fd, ctrl_r)
             except BaseException:  # noqa: BLE001 - report and leave without parent cleanup
                 import traceback
 
@@ -167,7 +187,10 @@ class Worker:
             finally:
                 os._exit(code)
         os.close(write_fd)
-        self._pid, self._pipe, self._buffer = pid, read_fd, b""
+        os.close(ctrl_r)
+        os.set_blocking(ctrl_w, False)
+        self._close_ctrl()
+        self._pid, self._pipe, self._ctrl, self._buffer = pid, read_fd, ctrl_w, b""
         if self._stopping:
             os.kill(pid, signal.SIGUSR2)
 
@@ -183,8 +206,9 @@ class Worker:
     def _wait_time(self) -> float:
         now = time.monotonic()
         until = min(self._next["heartbeat"], self._next["housekeeping"])
-        if self._running and self._running.hard_deadline is not None:
-            until = min(until, self._running.hard_deadline)
+        for running in self._running.values():
+            if running.hard_deadline is not None:
+                until = min(until, running.hard_deadline)
         return max(0.0, min(until - now, 1.0))
 
     def _read_events(self) -> None:
@@ -207,19 +231,24 @@ class Worker:
         timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
         now = time.monotonic()
         deadline = now + timeout + HARD_GRACE if timeout > 0 else None
-        self._running = Running(job_id, method, queue, timeout, now, deadline)
-        self.info.state, self.info.current_job = "busy", job_id
+        self._running[job_id] = Running(job_id, method, queue, timeout, now, deadline)
+        self.info.state, self.info.current_job = "busy", self._current()
         self.log(f"{queue}: {method} ({job_id}) started")
 
+    def _current(self) -> str | None:
+        """The job heartbeats show: the longest running one (the first reported)."""
+        return next(iter(self._running), None)
+
     def _job_ended(self, job_id: str, status: str) -> None:
-        running, self._running = self._running, None
+        running = self._running.pop(job_id, None)
         if running is not None:
             self.info.working_time += time.monotonic() - running.started
         if status == "finished":
             self.info.successful += 1
         else:
             self.info.failed += 1
-        self.info.state, self.info.current_job = "idle", None
+        current = self._current()
+        self.info.state, self.info.current_job = ("busy" if current else "idle"), current
         self.log(f"{running.queue if running else '?'}: {job_id} {status}")
 
     # -- failures the executor cannot report itself ---------------------------------------------
@@ -236,9 +265,10 @@ class Worker:
                 os.close(self._pipe)
                 self._pipe = None
         self._pid = None
+        self._close_ctrl()
         code = os.waitstatus_to_exitcode(status)
-        self._unsettled = (self._running, code)
-        self._running = None
+        self._unsettled = (list(self._running.values()), code)
+        self._running = {}
         self._settle_pending()
         if code == 0 and (self.cfg.burst or self._stopping) or self._stopping:
             self._done = True
@@ -251,11 +281,12 @@ class Worker:
         executor is spawned (it would claim under the same name): True once done."""
         if self._unsettled is None:
             return True
-        running, code = self._unsettled
+        lost, code = self._unsettled
         try:
-            if running is not None:
-                self._settle_lost(running, code)
-                self._unsettled = (None, code)
+            while lost:
+                self._settle_lost(lost[0], code)
+                lost = lost[1:]
+                self._unsettled = (lost, code)
             self._settle_unreported(code)
         except BrokerError as exc:
             self.log(f"broker unavailable, settling the executor's jobs later: {exc}")
@@ -290,9 +321,10 @@ class Worker:
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job
 
-        self._running = None
+        self._running.pop(running.job_id, None)
         self.info.failed += 1
-        self.info.state, self.info.current_job = "idle", None
+        current = self._current()
+        self.info.state, self.info.current_job = ("busy" if current else "idle"), current
         reason = running.kill_reason or (
             f"worker died: the executor running this job ended ({describe_exit(code)})"
         )
@@ -308,20 +340,24 @@ class Worker:
         self.log(f"{running.queue}: {running.job_id} {running.kill_status}: {reason}")
 
     def _enforce_deadline(self) -> None:
-        running = self._running
         cold = self._cold_deadline
-        if cold is not None and self._pid is not None and time.monotonic() >= cold:
+        now = time.monotonic()
+        if cold is not None and self._pid is not None and now >= cold:
             self._kill_executor()  # a cold shutdown waits HARD_GRACE at most, job or no job
             return
-        if running is None or running.hard_deadline is None or self._pid is None:
+        overdue = [
+            r
+            for r in self._running.values()
+            if r.hard_deadline is not None and now >= r.hard_deadline
+        ]
+        if not overdue or self._pid is None:
             return
-        if time.monotonic() < running.hard_deadline:
-            return
-        if running.kill_reason is None:
-            running.kill_reason = (
-                f"JobTimeoutException: job exceeded its timeout of {running.timeout} s and did "
-                f"not stop within {HARD_GRACE:.0f} s; the worker killed it (hard stop)"
-            )
+        for running in overdue:
+            if running.kill_reason is None:
+                running.kill_reason = (
+                    f"JobTimeoutException: job exceeded its timeout of {running.timeout} s and "
+                    f"did not stop within {HARD_GRACE:.0f} s; the worker killed it (hard stop)"
+                )
         self._kill_executor()
 
     def _kill_executor(self) -> None:
@@ -333,26 +369,63 @@ class Worker:
         self._pid_exit(status)
 
     def _pid_exit(self, status: int) -> None:
+        """We killed the executor: settle the jobs we killed it for, and put the jobs that
+        were cut off beside them back at the head of their queues (docs/reliability.md)."""
         if self._pipe is not None:
             os.close(self._pipe)
             self._pipe = None
         self._pid = None
-        if self._running is not None:
-            self._settle_lost(self._running, os.waitstatus_to_exitcode(status))
-        self._settle_unreported(os.waitstatus_to_exitcode(status))
+        self._close_ctrl()
+        code = os.waitstatus_to_exitcode(status)
+        killed = [r for r in self._running.values() if r.kill_reason is not None]
+        for running in killed:
+            self._settle_lost(running, code)
+        for running in list(self._running.values()):
+            self._interrupted(running, killed)
+        self._settle_unreported(code)
         if self._stopping:
             self._done = True
 
+    def _interrupted(self, running: Running, killed: list[Running]) -> None:
+        """A job cut off by the kill meant for ``killed``: requeued at the head of its queue,
+        the reason recorded; it runs again from the start."""
+        from jobbench.jobs.tracking import sync_task
+
+        self._running.pop(running.job_id, None)
+        why = ", ".join(f"{r.method} ({r.job_id})" for r in killed) or "another job"
+        reason = (
+            f"interrupted: the worker killed its executor to stop {why}; this job was "
+            "running beside it and was put back at the head of its queue to run again"
+        )
+        if self.broker.interrupt(running.job_id, self.name, reason):
+            sync_task(self.broker, self.bench, running.job_id, reason)
+        self.log(f"{running.queue}: {running.job_id} requeued: {reason}")
+
     # -- stop requests, heartbeat, housekeeping -----------------------------------------------
-    def _request_stop(self, reason: str) -> None:
-        running = self._running
-        if running is None or running.stop_sent or self._pid is None:
+    def _close_ctrl(self) -> None:
+        if self._ctrl is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._ctrl)
+            self._ctrl = None
+
+    def _signal_stop(self, job_ids: list[str]) -> None:
+        """Tell the executor which jobs to stop ("*": all), then nudge it with SIGUSR1."""
+        if self._pid is None:
+            return
+        if self._ctrl is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._ctrl, b"".join(i.encode() + b"\n" for i in job_ids))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGUSR1)
+
+    def _request_stop(self, running: Running, reason: str, signal_it: bool = True) -> None:
+        if running.stop_sent or self._pid is None:
             return
         running.stop_sent = True
         running.kill_reason, running.kill_status = reason, "stopped"
         running.hard_deadline = time.monotonic() + HARD_GRACE
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._pid, signal.SIGUSR1)
+        if signal_it:
+            self._signal_stop([running.job_id])
 
     def _periodic(self) -> None:
         """Heartbeat and housekeeping. A broker outage is logged and retried on the next
@@ -368,10 +441,10 @@ class Worker:
         if now >= self._next["housekeeping"]:
             self._next["housekeeping"] = now + HOUSEKEEPING_INTERVAL
             self.broker.promote_due()
-            if self._running is not None:
-                record = self.broker.get(self._running.job_id)
+            for running in list(self._running.values()):
+                record = self.broker.get(running.job_id)
                 if record is not None and record.stop_requested:
-                    self._request_stop("stopped on request (jobs stop)")
+                    self._request_stop(running, "stopped on request (jobs stop)")
         if now >= self._next["reap"]:
             self._next["reap"] = now + REAP_INTERVAL
             from jobbench.worker.settle import reap_dead
@@ -403,18 +476,16 @@ class Worker:
             if self._pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self._pid, signal.SIGUSR2)
-            if self._running is None:
+            if not self._running:
                 self._done = self._pid is None
             return
         self.log("Cold shutdown: stopping the current job")
         self._cold_deadline = time.monotonic() + HARD_GRACE
-        if self._running is not None:
-            self._request_stop("stopped: the worker was shut down (cold)")
-        elif self._pid is not None:
-            # We may not have read its "started" line yet: SIGUSR1 stops a job if one is
-            # running and otherwise just asks the executor to leave.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGUSR1)
+        for running in self._running.values():
+            self._request_stop(running, "stopped: the worker was shut down (cold)", False)
+        # "*" also stops a job whose "started" line we have not read yet, and otherwise just
+        # asks the executor to leave.
+        self._signal_stop(["*"])
 
     def _shutdown_executor(self) -> None:
         """On exit: let an idle executor leave (it checks every second), else kill it."""

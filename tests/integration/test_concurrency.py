@@ -1,0 +1,209 @@
+"""Several jobs at once per worker (``--concurrency N`` for sync jobs in threads, up to
+``async_concurrency`` ``async def`` jobs), on both brokers with real worker processes:
+each job its own site context, soft timeouts per job, a hard stop that kills the executor puts
+the siblings back at the head of their queues with the reason, a stop of one job leaves the
+others running, warm and cold shutdown, and an executor killed with jobs in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import jobbench
+from jobbench.jobs.record import JobRecord
+
+from .jobs_helpers import (
+    Engine,
+    child_pids,
+    committed,
+    engine_fixture,  # noqa: F401 - the engine fixture
+    enqueue,
+    jobs_path,
+    wait_until,
+)
+
+
+def _records(engine: Engine, jobs: list[jobbench.Job]) -> list[JobRecord]:
+    records = [engine.broker().get(job.record.id) for job in jobs]
+    assert all(r is not None for r in records)
+    return [r for r in records if r is not None]
+
+
+def _max_overlap(records: list[JobRecord]) -> int:
+    """The most jobs that ran at the same instant (from started_at/ended_at)."""
+    events = sorted(
+        [(r.started_at or 0.0, 1) for r in records] + [(r.ended_at or 0.0, -1) for r in records]
+    )
+    best = now = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best
+
+
+def _waiting_jobs(engine: Engine, go: str, n: int, **options: object) -> list[jobbench.Job]:
+    return [
+        enqueue(engine, jobs_path("wait_for_file"), path=go, timeout=60, **options)
+        for _ in range(n)
+    ]
+
+
+def _all_started(engine: Engine, jobs: list[jobbench.Job], timeout: float = 15) -> None:
+    wait_until(
+        lambda: all(r.status == "started" for r in _records(engine, jobs)),
+        timeout,
+        f"{len(jobs)} jobs running at once",
+    )
+
+
+def test_n_sync_jobs_run_at_once_each_in_its_own_site(engine: Engine) -> None:
+    go = engine.file("go")
+    waiting = _waiting_jobs(engine, go, 3)
+    writers = [
+        enqueue(engine, jobs_path("write_as_user"), site=site, user=user, subject=site)
+        for site, user in (("site1", "a@x.y"), ("site2", "b@x.y"))
+    ]
+    worker = engine.start_worker("default", burst=True, extra=["--concurrency", "4"])
+    _all_started(engine, waiting)
+    wait_until(lambda: all(w.refresh().status == "finished" for w in writers), 15, "writers")
+    assert [w.result[:2] for w in writers] == [["site1", "a@x.y"], ["site2", "b@x.y"]]
+    Path(go).write_text("go")
+    assert worker.wait(30) == 0
+    assert all(j.refresh().status == "finished" for j in waiting)
+    assert _max_overlap(_records(engine, waiting + writers)) >= 4
+    for site in ("site1", "site2"):
+        assert committed(engine, lambda: jobbench.get_all("Task", pluck="subject"), site) == [site]
+
+
+def test_soft_timeout_in_a_thread_leaves_the_siblings_running(engine: Engine) -> None:
+    go = engine.file("go")
+    slow = enqueue(engine, jobs_path("wait_for_file"), path=engine.file("never"), timeout=1)
+    siblings = _waiting_jobs(engine, go, 2)
+    worker = engine.start_worker("default", burst=True, extra=["--concurrency", "3"])
+    engine.wait_status(slow.id, "failed", 10)
+    assert "JobTimeoutException" in str(slow.refresh().exc_info)
+    assert "timeout of 1 s (soft stop)" in str(slow.exc_info)
+    assert all(r.status == "started" for r in _records(engine, siblings))
+    Path(go).write_text("go")
+    assert worker.wait(30) == 0
+    assert [j.refresh().status for j in siblings] == ["finished", "finished"]
+
+
+def test_hard_stop_requeues_the_siblings_at_the_front_with_the_reason(engine: Engine) -> None:
+    go = engine.file("go")
+    stuck = enqueue(engine, jobs_path("block_in_c"), seconds=60, timeout=1)
+    siblings = _waiting_jobs(engine, go, 2, track_job=True)
+    later = enqueue(engine, jobs_path("add"), a=1, b=1)  # queued behind them all
+    worker = engine.start_worker("default", extra=["--concurrency", "3"])
+    engine.wait_status(stuck.id, "failed", 15)
+    assert "hard stop" in str(stuck.refresh().exc_info)
+    Path(go).write_text("go")
+    for job in siblings:
+        record = engine.wait_status(job.id, "finished", 20)
+        assert record.attempts == 2, "a cut-off sibling runs again, once"
+        assert record.exc_info is not None and record.exc_info.startswith("interrupted:")
+        assert "block_in_c" in record.exc_info
+    finished = engine.wait_status(later.id, "finished", 10)
+    # the requeued siblings went back ahead of the job queued behind them
+    assert all(finished.started_at >= engine.record(j.id).started_at for j in siblings)
+    tasks = committed(
+        engine,
+        lambda: [
+            jobbench.db.get_value("Background Task", {"job_id": j.id}, "status") for j in siblings
+        ],
+    )
+    assert tasks == ["Completed", "Completed"]
+    assert "requeued" in worker.output()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_stop_of_one_job_leaves_the_others_running(engine: Engine) -> None:
+    go = engine.file("go")
+    victim, *others = _waiting_jobs(engine, go, 3)
+    worker = engine.start_worker("default", extra=["--concurrency", "3"])
+    _all_started(engine, [victim, *others])
+    assert engine.cli("jobs", "stop", victim.id).returncode == 0
+    stopped = engine.wait_status(victim.id, ("stopped", "failed", "finished"), 10)
+    assert stopped.status == "stopped" and "stopped on request" in str(stopped.exc_info)
+    assert all(r.status == "started" for r in _records(engine, others))
+    Path(go).write_text("go")
+    for job in others:
+        engine.wait_status(job.id, "finished", 10)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_warm_then_cold_shutdown_with_several_jobs(engine: Engine) -> None:
+    go = engine.file("go")
+    first = _waiting_jobs(engine, go, 2)
+    worker = engine.start_worker("default", extra=["--concurrency", "2"])
+    _all_started(engine, first)
+    queued = enqueue(engine, jobs_path("add"), a=2, b=2)
+    worker.signal(signal.SIGTERM)  # warm: the running jobs finish, nothing new is claimed
+    Path(go).write_text("go")
+    assert worker.wait(20) == 0
+    assert [j.refresh().status for j in first] == ["finished", "finished"]
+    assert queued.refresh().status == "queued"
+
+    Path(go).unlink()
+    second = _waiting_jobs(engine, go, 2)
+    worker = engine.start_worker("default", extra=["--concurrency", "3"])
+    _all_started(engine, second)
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.signal(signal.SIGTERM)  # cold: every running job ends stopped
+    assert worker.wait(20) == 0
+    for job in second:
+        assert job.refresh().status == "stopped" and "stopped" in str(job.exc_info)
+
+
+def test_executor_killed_with_jobs_in_flight_fails_each_with_the_reason(engine: Engine) -> None:
+    go = engine.file("go")
+    jobs = _waiting_jobs(engine, go, 3)
+    worker = engine.start_worker("default", extra=["--concurrency", "3"])
+    _all_started(engine, jobs)
+    executors = child_pids(worker.pid)
+    assert len(executors) == 1
+    os.kill(executors[0], signal.SIGKILL)
+    for job in jobs:
+        record = engine.wait_status(job.id, "failed", 10)
+        assert "worker died" in str(record.exc_info) and "SIGKILL" in str(record.exc_info)
+        assert record.attempts == 1  # ran once, recorded as such: none left started
+    after = enqueue(engine, jobs_path("add"), a=3, b=3)
+    assert engine.wait_status(after.id, "finished", 15)  # a new executor took over
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_async_jobs_run_up_to_async_concurrency_at_once(engine: Engine) -> None:
+    marks = [engine.file(f"m{i}") for i in range(12)]
+    jobs = [enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=0.6, path=m) for m in marks]
+    started = time.monotonic()
+    engine.run_worker("default", 30)
+    elapsed = time.monotonic() - started
+    records = _records(engine, jobs)
+    assert all(r.status == "finished" for r in records)
+    assert _max_overlap(records) == 10  # the default async_concurrency
+    assert elapsed < 0.6 * 12 / 2, "they did not overlap"
+
+    limited = [
+        enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=0.3, path=m) for m in marks[:6]
+    ]
+    engine.run_worker("default", 30, "--async-concurrency", "2")
+    assert _max_overlap(_records(engine, limited)) == 2
+
+
+def test_per_queue_concurrency_from_the_workers_config(engine: Engine) -> None:
+    engine.set_common(workers={"io": {"concurrency": 3}})
+    go = engine.file("go")
+    jobs = [
+        enqueue(engine, jobs_path("wait_for_file"), queue="io", path=go, timeout=60)
+        for _ in range(3)
+    ]
+    worker = engine.start_worker("io", burst=True)
+    _all_started(engine, jobs)
+    Path(go).write_text("go")
+    assert worker.wait(20) == 0
