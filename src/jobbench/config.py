@@ -105,6 +105,8 @@ KNOWN_KEYS: dict[str, Check] = {
     "workers": _workers,
     "background_workers": _int(1),
     "async_concurrency": _int(1),
+    "worker_heartbeat_interval": _number(0.1),
+    "worker_heartbeat_ttl": _number(0.2),
     "scheduler_tick_interval": _number(0.01),
     "scheduler_interval": _int(1),
     "pause_scheduler": _flag,

@@ -22,8 +22,10 @@ ON_OFF = click.Choice(["on", "off"])
 def schedule_command(state: CliState, quiet: bool) -> None:
     """Run the scheduler: every tick, enqueue the due job types of every active site."""
     from jobbench.scheduler.scheduler import Scheduler
+    from jobbench.worker.settle import dead_worker_reaper
 
-    sys.exit(Scheduler(state.bench, quiet=quiet).run())
+    reaper = dead_worker_reaper(state.bench)
+    sys.exit(Scheduler(state.bench, quiet=quiet, reaper=reaper).run())
 
 
 def _say(site: str, status: str, fmt: str) -> None:

@@ -56,12 +56,17 @@ class Scheduler:
         owner: str | None = None,
         quiet: bool = False,
         clock: Callable[[], float] = time.time,
+        reaper: tuple[Callable[[], Any], float] | None = None,
     ) -> None:
         secret_of(bench.common_config())  # every run it enqueues is signed with it
         self.bench = bench
         self.owner = owner or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.quiet = quiet
         self.clock = clock
+        # Settling the jobs of dead workers, handed in by the process that runs us (the
+        # worker layer sits above this one): (what to call, every how many seconds).
+        self._reaper = reaper
+        self._next_reap = 0.0
         self._stop = False
         self._interval = 60.0
 
@@ -99,12 +104,26 @@ class Scheduler:
                         self._mark_tick(broker)
                     next_tick = self._next_tick() if on_tick else next_tick
                     next_check = now + self.interval / 4
+                self._reap()
                 time.sleep(max(0.0, min(0.2, next_tick - self.clock())))
         finally:
             with contextlib.suppress(BrokerError):
                 broker.release_lease(LEASE, self.owner)
         self.log(f"Scheduler {self.owner} stopped")
         return 0
+
+    def _reap(self) -> None:
+        if self._reaper is None or time.monotonic() < self._next_reap:
+            return
+        reap, every = self._reaper
+        self._next_reap = time.monotonic() + every
+        try:
+            settled = reap()
+        except Exception as exc:  # noqa: BLE001 - housekeeping never stops the scheduler
+            self.log(f"could not settle the jobs of dead workers: {exc}")
+            return
+        if settled:
+            self.log(f"settled {len(settled)} job(s) of dead workers")
 
     def _lease(self, broker: Any) -> bool:
         """Take or renew the lease; an unreachable broker means "not leader" for now (logged),

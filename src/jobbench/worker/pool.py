@@ -64,8 +64,10 @@ class WorkerPool:
     def _child_main(self, slot: int) -> int:
         if slot == SCHEDULER_SLOT:
             from jobbench.scheduler.scheduler import Scheduler
+            from jobbench.worker.settle import dead_worker_reaper
 
-            return Scheduler(self.bench, quiet=self.quiet).run()
+            reaper = dead_worker_reaper(self.bench)
+            return Scheduler(self.bench, quiet=self.quiet, reaper=reaper).run()
         return Worker(self.bench, self.queues, self.strategy, self.burst, self.quiet).work()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

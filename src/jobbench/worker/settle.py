@@ -7,13 +7,14 @@ jobs of dead workers. Broker calls are conditional, so settling twice is harmles
 from __future__ import annotations
 
 import contextlib
-import json
 import time
+from collections.abc import Callable
 
 from jobbench.bench import Bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.errors import JobbenchError
-from jobbench.jobs.record import JobStatus
+from jobbench.jobs import serializer
+from jobbench.jobs.record import JobRecord, JobStatus
 from jobbench.jobs.tracking import sync_task
 from jobbench.worker.executor import backoff
 
@@ -42,6 +43,18 @@ def settle_job(
     return changed
 
 
+def dead_worker_reaper(bench: Bench) -> tuple[Callable[[], list[str]], float]:
+    """For processes that are not workers (the scheduler): a function that settles the jobs
+    of dead workers, and how often to call it, so a job whose only worker died is settled
+    while any jobbench process runs."""
+    from jobbench.brokers.factory import get_broker, retention
+    from jobbench.worker.worker import liveness, reap_interval
+
+    conf = bench.common_config()
+    broker, keep = get_broker(bench, conf), retention(conf)
+    return (lambda: reap_dead(broker, bench, keep)), reap_interval(liveness(conf)[1])
+
+
 def reap_dead(broker: Broker, bench: Bench, keep: Retention) -> list[str]:
     """Settle jobs of workers whose heartbeat expired, and update their Background Tasks."""
     ids = broker.reap(keep)
@@ -58,9 +71,20 @@ def close_scheduled_log(broker: Broker, bench: Bench, job_id: str, reason: str |
     record = broker.get(job_id)
     if record is None or record.method != RUN_METHOD or record.status == JobStatus.SCHEDULED:
         return
-    try:
-        job_type = json.loads(record.payload).get("job_type")
-    except (ValueError, AttributeError):
+    job_type = _job_type(bench, record)
+    if job_type is None:
         return
     with contextlib.suppress(JobbenchError):
         fail_open_logs(record.site, bench.path, str(job_type), reason or record.exc_info or "")
+
+
+def _job_type(bench: Bench, record: JobRecord) -> str | None:
+    """The Scheduled Job Type a run was for, read with the record's own serializer (a
+    pickle bench's payload is not JSON)."""
+    try:
+        secret = str(bench.merged_config(record.site).get("secret_key") or "")
+        kwargs = serializer.loads(record.payload, record.serializer, secret)
+    except JobbenchError:
+        return None
+    value = kwargs.get("job_type") if isinstance(kwargs, dict) else None
+    return str(value) if value else None

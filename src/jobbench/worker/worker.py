@@ -32,11 +32,10 @@ from jobbench.jobs.trust import secret_of
 from jobbench.utils import printable
 from jobbench.worker.executor import ExecutorConfig, executor_main
 
-HEARTBEAT_INTERVAL = 5.0
-HEARTBEAT_TTL = 30.0
+HEARTBEAT_INTERVAL = 3.0  # defaults of worker_heartbeat_interval / worker_heartbeat_ttl:
+HEARTBEAT_TTL = 10.0  # a dead worker's jobs are settled within TTL + TTL/2 (15 s)
 HARD_GRACE = 3.0
 HOUSEKEEPING_INTERVAL = 1.0
-REAP_INTERVAL = 10.0
 CLEANUP_INTERVAL = 60.0
 RESPAWN_PAUSE = 0.5
 
@@ -52,6 +51,23 @@ class Running:
     stop_sent: bool = False
     kill_reason: str | None = None  # set when we killed the executor on purpose
     kill_status: str = "failed"
+
+
+def liveness(
+    conf: dict[str, Any], interval: float | None = None, ttl: float | None = None
+) -> tuple[float, float]:
+    """Heartbeat interval and TTL: the arguments, else worker_heartbeat_interval /
+    worker_heartbeat_ttl from the config, else 3 s / 10 s. The TTL is kept above the interval
+    (a worker must beat before its heartbeat lapses)."""
+    interval = interval or float(conf.get("worker_heartbeat_interval") or HEARTBEAT_INTERVAL)
+    ttl = ttl or float(conf.get("worker_heartbeat_ttl") or HEARTBEAT_TTL)
+    return interval, max(ttl, interval * 2)
+
+
+def reap_interval(ttl: float) -> float:
+    """How often live processes look for dead workers: half the TTL, so a dead worker's jobs
+    are settled within 1.5 x TTL of its last heartbeat (at most every 10 s)."""
+    return min(10.0, max(0.2, ttl / 2))
 
 
 def queue_concurrency(conf: dict[str, Any], queues: list[str]) -> int:
@@ -85,8 +101,8 @@ class Worker:
         burst: bool = False,
         quiet: bool = False,
         name: str | None = None,
-        heartbeat_interval: float = HEARTBEAT_INTERVAL,
-        heartbeat_ttl: float = HEARTBEAT_TTL,
+        heartbeat_interval: float | None = None,
+        heartbeat_ttl: float | None = None,
         concurrency: int | None = None,
         async_concurrency: int | None = None,
     ) -> None:
@@ -108,8 +124,9 @@ class Worker:
             async_concurrency or int(self.conf.get("async_concurrency") or 0) or 10,
         )
         self.quiet = quiet
-        self.heartbeat_interval = heartbeat_interval
-        self.heartbeat_ttl = heartbeat_ttl
+        self.heartbeat_interval, self.heartbeat_ttl = liveness(
+            self.conf, heartbeat_interval, heartbeat_ttl
+        )
         self._pid: int | None = None
         self._pipe: int | None = None
         self._ctrl: int | None = None  # stop requests to the executor: a job id per line
@@ -446,7 +463,7 @@ class Worker:
                 if record is not None and record.stop_requested:
                     self._request_stop(running, "stopped on request (jobs stop)")
         if now >= self._next["reap"]:
-            self._next["reap"] = now + REAP_INTERVAL
+            self._next["reap"] = now + reap_interval(self.heartbeat_ttl)
             from jobbench.worker.settle import reap_dead
 
             reap_dead(self.broker, self.bench, self.keep)
