@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from jobbench.errors import ConfigError, InsecureConfigError
+from jobbench.jobs.trust import secret_of
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 260_000
@@ -42,14 +43,8 @@ COOKIE = "jobbench_session"
 FLASH_COOKIE = "jobbench_flash"
 SESSION_SECONDS = 12 * 3600
 LOGGED_IN = "admin"
-MIN_SECRET_BYTES = 32
 MIN_TOKEN_CHARS = 32
 FLASH_KINDS = ("ok", "bad")
-FIX_SECRET = (
-    "set secret_key in the bench's sites/common_site_config.json to a long random value, e.g. "
-    'the output of: python -c "import secrets; print(secrets.token_hex(32))" '
-    "(jobbench init writes one)"
-)
 FIX_TOKEN = (
     "run 'jobbench dashboard generate-token --replace' to store a random one, or set a "
     f"dashboard_token of at least {MIN_TOKEN_CHARS} characters in common_site_config.json"
@@ -93,14 +88,7 @@ def is_loopback(host: str) -> bool:
 def check_settings(conf: Mapping[str, Any], where: str = "this bench") -> None:
     """Raise InsecureConfigError (one line, with the fix) for a missing or short ``secret_key``
     or a ``dashboard_token`` shorter than MIN_TOKEN_CHARS."""
-    secret = conf.get("secret_key")
-    if not isinstance(secret, str) or not secret:
-        raise InsecureConfigError(f"the dashboard of {where} needs a secret_key; {FIX_SECRET}")
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        raise InsecureConfigError(
-            f"the dashboard of {where} refuses a secret_key of {len(secret.encode())} bytes "
-            f"(at least {MIN_SECRET_BYTES} are required); {FIX_SECRET}"
-        )
+    secret_of(conf, f"the dashboard of {where}")  # the rule every signer follows
     token = conf.get("dashboard_token")
     if token is not None and len(str(token)) < MIN_TOKEN_CHARS:
         raise InsecureConfigError(
@@ -146,12 +134,7 @@ class Signer:
     """Signs session cookies and flash messages and derives CSRF tokens with the secret key."""
 
     def __init__(self, secret: str) -> None:
-        if len(secret.encode()) < MIN_SECRET_BYTES:
-            raise InsecureConfigError(
-                f"the dashboard needs a secret_key of at least {MIN_SECRET_BYTES} bytes; "
-                + FIX_SECRET
-            )
-        self._key = secret.encode()
+        self._key = secret_of({"secret_key": secret}, "the dashboard").encode()
 
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
