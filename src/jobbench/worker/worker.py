@@ -246,7 +246,7 @@ class Worker:
 
     def _job_started(self, job_id: str, extra: list[Any]) -> None:
         timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
-        now = time.monotonic()
+        now = float(extra[3]) if len(extra) > 3 else time.monotonic()  # when it really began
         deadline = now + timeout + HARD_GRACE if timeout > 0 else None
         self._running[job_id] = Running(job_id, method, queue, timeout, now, deadline)
         self.info.state, self.info.current_job = "busy", self._current()
