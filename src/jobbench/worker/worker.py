@@ -131,6 +131,7 @@ class Worker:
         self._pipe: int | None = None
         self._ctrl: int | None = None  # stop requests to the executor: a job id per line
         self._buffer = b""
+        self._log_batch: list[str] | None = None  # lines logged while reading a batch
         self._running: dict[str, Running] = {}  # what the executor runs, by job id
         self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
         self._done = False
@@ -237,12 +238,18 @@ class Worker:
             return
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            kind, job_id, extra = json.loads(line)
-            if kind == "S":
-                self._job_started(job_id, extra)
-            else:
-                self._job_ended(job_id, str(extra))
+        self._log_batch = []  # one write to stdout for the whole batch of lines
+        try:
+            for line in lines:
+                kind, job_id, extra = json.loads(line)
+                if kind == "S":
+                    self._job_started(job_id, extra)
+                else:
+                    self._job_ended(job_id, str(extra))
+        finally:
+            batch, self._log_batch = self._log_batch, None
+            if batch:
+                print("\n".join(batch), flush=True)
 
     def _job_started(self, job_id: str, extra: list[Any]) -> None:
         timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
@@ -523,4 +530,8 @@ class Worker:
         if not self.quiet:
             # Job ids, methods and reasons come from enqueue callers: escape control characters
             # so none can forge a log line or send escape sequences to a terminal.
-            print(f"{time.strftime('%H:%M:%S')} {printable(message)}", flush=True)
+            line = f"{time.strftime('%H:%M:%S')} {printable(message)}"
+            if self._log_batch is not None:
+                self._log_batch.append(line)
+            else:
+                print(line, flush=True)
