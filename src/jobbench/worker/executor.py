@@ -76,7 +76,9 @@ def _stop_requests() -> set[str]:
         with contextlib.suppress(BlockingIOError, OSError):
             data = os.read(fd, 65536)
     ids = {line.decode(errors="replace") for line in data.split(b"\n") if line}
-    return ids or {"*"}  # a bare signal (no line) is a stop of everything, as before
+    # Without a control pipe a bare signal stops everything (as before there was one). With
+    # one, a signal whose lines an earlier signal already read asks for nothing more.
+    return ids if fd is not None else {"*"}
 
 
 def _on_stop(_sig: int, _frame: FrameType | None) -> None:
