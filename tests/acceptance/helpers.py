@@ -61,16 +61,18 @@ def assert_error(result: subprocess.CompletedProcess[str], *needles: str) -> str
     return line
 
 
-def assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    """Exit 2 with click's usage message (Usage: ... Error: ...) and no traceback."""
+def assert_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """A usage mistake: exit 2, nothing on stdout, stderr exactly one ``Error:`` line (click's
+    reason plus a hint) containing ``needles``; returns the line."""
     detail = f"exit {result.returncode}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}"
     assert result.returncode == 2, detail
     assert "Traceback" not in result.stderr, detail
-    assert result.stderr.startswith("Usage: jobbench"), detail
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(error_lines) == 1, detail
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), detail
     for needle in needles:
-        assert needle in error_lines[0], f"{needle!r} not in {error_lines[0]!r}"
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    assert result.stdout == "", detail
+    return lines[0]
 
 
 def snapshot(root: Path) -> Snapshot:

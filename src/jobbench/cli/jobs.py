@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from jobbench.cli.main import CliState, cell, cli, echo, echo_json, format_option, pass_state
+from jobbench.cli.jobids import job_site
+from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
 from jobbench.errors import JobbenchError
 
 STRATEGIES = click.Choice(["default", "round_robin", "random"])
@@ -196,26 +197,43 @@ def _site_ctx(state: CliState) -> Any:
 def jobs_list(
     state: CliState, status: str | None, queue: str | None, all_sites: bool, limit: int, fmt: str
 ) -> None:
-    """Jobs of the site, newest first."""
+    """Jobs of the site, newest first (tab-separated when not on a terminal)."""
+    from jobbench.cli.output import print_table, short_error
     from jobbench.jobs.job import list_jobs
 
     with _site_ctx(state):
+        if queue is not None:
+            check_queue_filter(state, queue)
         jobs = list_jobs(site="all" if all_sites else None, queue=queue, status=status, limit=limit)
         rows = [j.to_dict() for j in jobs]
     if fmt == "json":
         echo_json(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
+    columns = ["id", "site", "queue", "status", "method", "enqueued", "attempts"]
+    with_error = status in ("failed", "stopped") or any(r["status"] == "failed" for r in rows)
+    print_table(
+        [*columns, "error"] if with_error else columns,
+        (
+            [
+                *(r["id"], r["site"], r["queue"], r["status"], r["method"]),
+                f"{r['enqueued_at']:%Y-%m-%d %H:%M:%S}",
+                r["attempts"],
+                *([short_error(r["exc_info"])] if with_error else []),
+            ]
+            for r in rows
+        ),
+    )
 
-    table = Table("id", "site", "queue", "status", "method", "enqueued", "attempts")
-    for r in rows:
-        table.add_row(
-            *map(cell, (r["id"], r["site"], r["queue"], r["status"], r["method"])),
-            f"{r['enqueued_at']:%Y-%m-%d %H:%M:%S}",
-            str(r["attempts"]),
-        )
-    Console().print(table)
+
+def check_queue_filter(state: CliState, queue: str) -> None:
+    """A --queue filter names a configured queue or one that holds jobs; else InvalidQueue
+    listing the valid names (an unknown queue would only ever show an empty list)."""
+    from jobbench.brokers.factory import get_broker
+    from jobbench.jobs.queues import validate_queue
+
+    conf = state.bench.common_config()
+    if queue not in get_broker(state.bench, conf).counts():
+        validate_queue(conf, queue)
 
 
 @jobs_group.command("show")
@@ -223,14 +241,12 @@ def jobs_list(
 @format_option
 @pass_state
 def jobs_show(state: CliState, job_id: str, fmt: str) -> None:
-    """Everything about one job."""
-    from jobbench.errors import NoSuchJobError
+    """Everything about one job (ID: yours, or <site>::ID as the worker logs it)."""
     from jobbench.jobs.job import get_job
 
-    with _site_ctx(state) as local:
-        job = get_job(job_id)
-        if job is None:
-            raise NoSuchJobError(f"no job {job_id!r} on site '{local.site}'")
+    with job_site(state, job_id) as found:
+        job = get_job(found)
+        assert job is not None  # job_site found it
         data = job.to_dict()
     if fmt == "json":
         echo_json(data)
@@ -250,21 +266,28 @@ def jobs_stop(state: CliState, job_id: str) -> None:
     """Cancel a queued job, or stop a running one."""
     from jobbench.jobs.job import stop_job
 
-    with _site_ctx(state):
-        status = stop_job(job_id)
+    with job_site(state, job_id) as found:
+        status = stop_job(found)
     word = "stop requested (the worker stops it within ~1 s)" if status == "started" else status
     echo(f"{job_id}: {word}")
 
 
 @jobs_group.command("retry")
 @click.argument("job_id")
+@click.option("--force", is_flag=True, help="Also run a finished job again.")
 @pass_state
-def jobs_retry(state: CliState, job_id: str) -> None:
-    """Queue a failed, stopped or canceled job again."""
-    from jobbench.jobs.job import retry_job
+def jobs_retry(state: CliState, job_id: str, force: bool) -> None:
+    """Queue a failed, stopped or canceled job again (a finished one only with --force)."""
+    from jobbench.jobs.job import get_job, retry_job
 
-    with _site_ctx(state):
-        if not retry_job(job_id):
+    with job_site(state, job_id) as found:
+        job = get_job(found)
+        if job is not None and job.status == "finished" and not force:
+            raise JobbenchError(
+                f"{job_id} finished; only failed, stopped or canceled jobs are retried "
+                "(pass --force to run it again)"
+            )
+        if not retry_job(found):
             raise click.ClickException(f"{job_id} is still pending; only ended jobs are retried")
     echo(f"{job_id}: queued again")
 
@@ -276,8 +299,8 @@ def jobs_delete(state: CliState, job_id: str) -> None:
     """Delete a job that is not running."""
     from jobbench.jobs.job import delete_job
 
-    with _site_ctx(state):
-        if not delete_job(job_id):
+    with job_site(state, job_id) as found:
+        if not delete_job(found):
             raise click.ClickException(f"{job_id} is running; stop it first")
     echo(f"{job_id}: deleted")
 
@@ -291,5 +314,7 @@ def jobs_purge_failed(state: CliState, queue: str | None, all_sites: bool) -> No
     from jobbench.jobs.job import purge_failed
 
     with _site_ctx(state):
+        if queue is not None:
+            check_queue_filter(state, queue)
         count = purge_failed(queue=queue, all_sites=all_sites)
     click.echo(f"Purged {count} failed job(s)")

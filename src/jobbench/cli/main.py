@@ -1,8 +1,11 @@
 """Entry point: global options, bench/site resolution, and one-line errors.
 
-Every JobbenchError becomes ``Error: <reason>`` on stderr and exit code 1; click's usage errors
-keep exit code 2. An OSError (a path too long, a folder we may not write) is one line too. A
-traceback only appears for a bug, and then with $JOBBENCH_DEBUG=1 in full.
+Every JobbenchError becomes ``Error: <reason>`` on stderr and exit code 1. A usage error
+(unknown option, missing argument, bad choice) is one line too, ``Error: <click's reason> (see
+'jobbench CMD --help')``, with exit code 2, so scripts can tell a mistyped command from a
+refused one; a global option given after the command gets the corrected command line as its
+hint. An OSError (a path too long, a folder we may not write) is one line too. A traceback only
+appears for a bug, and then with $JOBBENCH_DEBUG=1 in full.
 
 What the CLI prints that came from outside (job ids, methods, names, error messages) goes
 through ``printable`` (control characters escaped) and, in tables, ``cell`` (rich markup taken
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -56,8 +60,20 @@ class CliState:
     def site(self) -> str:
         sites = self.sites()
         if len(sites) != 1:
-            raise SiteNotInitializedError("this command needs one site; pass --site NAME")
+            raise SiteNotInitializedError(_one_site_hint(sites))
         return sites[0]
+
+
+def _one_site_hint(sites: list[str]) -> str:
+    """Why ``--site all`` cannot serve this command, with the command line that would."""
+    ctx = click.get_current_context(silent=True)
+    path = ctx.command_path if ctx else "jobbench COMMAND"
+    example = sites[0] if sites else "NAME"
+    one = path.replace("jobbench", f"jobbench --site {example}", 1)
+    text = f"'{path}' acts on one site, not --site all; pass --site NAME, e.g. {one}"
+    if ctx is not None and any(p.name == "all_sites" for p in ctx.command.params):
+        text += f" (and {one} --all-sites for every site)"
+    return text
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -126,11 +142,18 @@ def main(argv: list[str] | None = None) -> None:
         sites,
     )
 
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="jobbench", standalone_mode=False)
+        cli.main(args=args, prog_name="jobbench", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare ``jobbench`` / ``jobbench jobs``
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        sys.exit(0)
+    except click.UsageError as exc:
+        click.echo(f"Error: {_one_line(_usage_message(exc, args))}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         # It may quote an argument: escape it too. (Final for type checkers only: click reads
         # the attribute when it shows the error, which is why it is replaced here.)
@@ -150,3 +173,34 @@ def main(argv: list[str] | None = None) -> None:
 
 def _one_line(text: str) -> str:
     return printable(" ".join(text.split()))
+
+
+GLOBAL_OPTIONS = ("--site", "--bench")
+
+
+def _usage_message(exc: click.UsageError, args: list[str]) -> str:
+    """Click's reason and a hint, on one line (click's own form is three: usage, a help
+    pointer and the error, which the README's one-line promise rules out)."""
+    if isinstance(exc, click.NoSuchOption) and exc.option_name in GLOBAL_OPTIONS:
+        fixed = _global_first(args, exc.option_name)
+        return f"{exc.option_name} goes before the command: {fixed}"
+    message = exc.format_message().strip().rstrip(".")
+    path = exc.ctx.command_path if exc.ctx else "jobbench"
+    return f"{message} (see '{path} --help')"
+
+
+def _global_first(args: list[str], option: str) -> str:
+    """The command line with ``option`` (and its value) moved in front of the command."""
+    rest, moved = list(args), [option, "NAME" if option == "--site" else "DIR"]
+    for i, arg in enumerate(rest):
+        if arg.startswith(f"{option}="):
+            moved = [option, arg.split("=", 1)[1]]
+            del rest[i]
+            break
+        if arg == option:
+            if i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+                moved = [option, rest[i + 1]]
+                del rest[i + 1]
+            del rest[i]
+            break
+    return shlex.join(["jobbench", *moved, *rest])

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from jobbench.cli.main import CliState, cell, cli, echo, echo_json, format_option, pass_state
+from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
 from jobbench.context import site_context
 from jobbench.errors import JobbenchError
 
@@ -196,16 +196,19 @@ def scheduled_jobs_list(state: CliState, fmt: str) -> None:
     if fmt == "json":
         echo_json(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from jobbench.cli.output import print_table
 
-    table = Table("site", "name", "frequency", "stopped", "last run", "next run")
-    for r in rows:
-        when = f"{r['frequency']} {r['cron_format'] or ''}".strip()
-        table.add_row(
-            *map(cell, (r["site"], r["name"], when)),
-            "yes" if r["stopped"] else "",
-            str(r["last_execution"] or "-"),
-            str(r["next_execution"] or "-"),
-        )
-    Console(width=160).print(table)
+    print_table(
+        ["site", "name", "frequency", "stopped", "last run", "next run"],
+        (
+            [
+                r["site"],
+                r["name"],
+                f"{r['frequency']} {r['cron_format'] or ''}".strip(),
+                "yes" if r["stopped"] else "",
+                r["last_execution"] or "-",
+                r["next_execution"] or "-",
+            ]
+            for r in rows
+        ),
+    )
