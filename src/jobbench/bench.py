@@ -108,6 +108,12 @@ class Bench:
         if app not in apps:
             self.apps_txt.write_text("\n".join([*apps, app]) + "\n", encoding="utf-8")
 
+    def remove_available_app(self, app: str) -> None:
+        apps = self.available_apps()
+        if app in apps:
+            rest = [a for a in apps if a != app]
+            self.apps_txt.write_text("".join(f"{a}\n" for a in rest), encoding="utf-8")
+
     def update_site_config(self, site: str, values: dict[str, Any]) -> None:
         """Set keys in the site's file; values are validated before anything is written."""
         current = self.site_config(site)

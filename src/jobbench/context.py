@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from jobbench.apps import collect_hooks
+from jobbench.apps import app_problems, collect_hooks
 from jobbench.bench import BUILTIN_APP, Bench, find_bench
 from jobbench.errors import DatabaseError, DocTypeNotFoundError, SiteNotInitializedError
 from jobbench.model import site as model_site
@@ -225,6 +225,21 @@ def site_context(
     finally:
         local.close()
         _current.reset(token)
+
+
+@contextmanager
+def tolerant_site_context(
+    site: str, bench_path: str | os.PathLike[str] | None = None
+) -> Iterator[tuple[SiteLocal, dict[str, str]]]:
+    """A site context without the site's apps that cannot be loaded, and which those are
+    (app -> reason): doctor, list-apps and uninstall-app must work on a site whose app folder
+    is gone or broken, to name it and to let it be uninstalled."""
+    with site_context(site, bench_path) as local:
+        problems = app_problems([a for a in local.apps if a != BUILTIN_APP])
+        if problems:
+            apps = [a for a in local.conf.installed_apps if a not in problems]
+            local.conf["installed_apps"] = apps
+        yield local, problems
 
 
 def set_user(user: str) -> None:

@@ -66,6 +66,7 @@ class SchedulerState:
     active: bool
     reason: str | None
     last_run: str | None = None  # the latest last_execution of the site's Scheduled Job Types
+    app_problems: dict[str, str] = field(default_factory=dict)  # installed apps that won't load
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,10 +185,12 @@ class Inspector:
         return [self._scheduler_state(site) for site in sites or self.bench.list_sites()]
 
     def _scheduler_state(self, site: str) -> SchedulerState:
-        from jobbench.context import site_context
+        from jobbench.context import tolerant_site_context
         from jobbench.scheduler.status import inactive_reason
 
-        with site_context(site, self.bench.path) as local:
+        # A missing or broken app is named, not fatal: the built-in doctypes read here do not
+        # need it, and doctor is the command that should say what is wrong.
+        with tolerant_site_context(site, self.bench.path) as (local, problems):
             reason = inactive_reason(local)
             last = local.db.get_all(
                 "Scheduled Job Type",
@@ -197,7 +200,9 @@ class Inspector:
                 limit=1,
             )
         last_run = last[0]["last_execution"] if last else None
-        return SchedulerState(site, reason is None, reason, str(last_run) if last_run else None)
+        return SchedulerState(
+            site, reason is None, reason, str(last_run) if last_run else None, problems
+        )
 
     # -- together ---------------------------------------------------------------------------
     def doctor(self, sites: list[str]) -> dict[str, Any]:

@@ -1,20 +1,25 @@
-"""Site lifecycle: new-site, install-app, migrate. Each either completes or changes nothing."""
+"""Site and app lifecycle: new-site, install-app, migrate, new-app, uninstall-app, remove-app.
+Each either completes or changes nothing."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
-from jobbench.apps import load_app_hooks
-from jobbench.bench import SITE_NAME_RE, Bench
-from jobbench.context import SiteLocal, site_context
+from jobbench.apps import app_problems, load_app_hooks, write_app_files
+from jobbench.bench import BUILTIN_APP, SITE_NAME_RE, Bench
+from jobbench.context import SiteLocal, site_context, tolerant_site_context
 from jobbench.errors import (
     AppError,
     DatabaseError,
@@ -24,6 +29,7 @@ from jobbench.errors import (
 )
 from jobbench.model import query
 from jobbench.model.database import display_url, normalize_url
+from jobbench.model.meta import SINGLES
 from jobbench.model.schema import SchemaChanges, sync_tables
 from jobbench.scheduler.sync import SyncReport
 from jobbench.utils import system_time_zone
@@ -40,6 +46,13 @@ class MigrateReport:
 def migrate_site(bench: Bench, site: str) -> MigrateReport:
     """Create or extend the tables of every doctype of the site's apps, then set defaults."""
     with site_context(site, bench.path) as local:
+        problems = app_problems(local.apps)
+        if problems:  # the first one; doctor names them all
+            app, problem = next(iter(problems.items()))
+            raise AppError(
+                f"cannot migrate site '{site}': {problem}. Fix or restore it, or take it off "
+                f"the site: jobbench --site {site} uninstall-app {app}"
+            )
         return migrate_current(local)
 
 
@@ -137,6 +150,155 @@ def install_app(bench: Bench, site: str, app: str) -> MigrateReport:
         if apps_txt_before is not None:
             bench.apps_txt.write_text(apps_txt_before)
         raise
+
+
+# -- the app lifecycle: new-app, uninstall-app, remove-app ------------------------------------
+def new_app(bench: Bench, app: str) -> Path:
+    """Write a new app package into the bench's apps/ folder and list it in apps.txt."""
+    check_app_name(app)
+    apps_dir = bench.path / "apps"
+    target = apps_dir / app
+    if app == BUILTIN_APP or target.exists():
+        raise AppError(f"app '{app}' already exists ({target}); choose another name")
+    spec = importlib.util.find_spec(app)
+    if spec is not None:  # apps/ comes first on sys.path: it would hide this module, or fail
+        where = spec.origin or ", ".join(spec.submodule_search_locations or []) or "built in"
+        raise AppError(
+            f"'{app}' is already an importable module ({where}); choose another app name"
+        )
+    apps_dir.mkdir(exist_ok=True)
+    # Written in a hidden sibling folder first, then renamed: a failure leaves no half app.
+    staging = Path(tempfile.mkdtemp(prefix=f".{app}-", dir=apps_dir))
+    try:
+        write_app_files(staging, app)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    bench.add_available_app(app)
+    return target
+
+
+@dataclass
+class UninstallReport:
+    site: str
+    app: str
+    job_types: list[str] = field(default_factory=list)  # Scheduled Job Types deleted
+    tables: list[str] = field(default_factory=list)  # tables dropped (--drop-data)
+    pending_jobs: int = 0  # the app's jobs still waiting or running on the site
+    app_problem: str | None = None  # why the app's code could not be loaded, if it could not
+
+
+def uninstall_app(bench: Bench, site: str, app: str, drop_data: bool = False) -> UninstallReport:
+    """Take ``app`` off the site: its installed_apps entry and its hooked Scheduled Job Types;
+    with ``drop_data`` its doctypes' tables too. Works when the app's code is gone (except
+    ``drop_data``, which needs the code to know the doctypes). Config is restored on failure."""
+    apps = check_uninstall(bench, site, app)
+    bench.add_apps_dir_to_path()
+    report = UninstallReport(site, app, app_problem=app_problems([app]).get(app))
+    if drop_data and report.app_problem:
+        raise AppError(
+            f"cannot drop the data of app '{app}': {report.app_problem}; without its code its "
+            "doctypes are unknown. Uninstall it without --drop-data (its tables stay), or put "
+            "it back first"
+        )
+    metas = _app_metas(app) if drop_data else []
+    bench.update_site_config(site, {"installed_apps": [a for a in apps if a != app]})
+    try:
+        _uninstall_in_db(bench, report, metas)
+    except BaseException:
+        bench.update_site_config(site, {"installed_apps": apps})
+        raise
+    report.pending_jobs = _pending_jobs_of(bench, site, app)
+    return report
+
+
+def check_uninstall(bench: Bench, site: str, app: str) -> list[str]:
+    """Refuse an app the site does not have; return the site's installed_apps."""
+    bench.require_site(site)
+    check_app_name(app)
+    apps = list(bench.site_config(site).get("installed_apps", []))
+    if app == BUILTIN_APP:
+        raise AppError(f"the built-in app '{BUILTIN_APP}' cannot be uninstalled")
+    if app not in apps:
+        raise AppError(
+            f"app '{app}' is not installed on site '{site}' "
+            f"(installed: {', '.join([BUILTIN_APP, *apps])})"
+        )
+    return apps
+
+
+def _app_metas(app: str) -> list[Any]:
+    """The DocMeta of every doctype the app's ``doctypes`` hook lists."""
+    from jobbench.utils import import_path
+
+    hooks = load_app_hooks(app)
+    paths = getattr(hooks, "doctypes", None) or []
+    return [import_path(path).get_meta() for path in paths]
+
+
+def _uninstall_in_db(bench: Bench, report: UninstallReport, metas: list[Any]) -> None:
+    from jobbench.documents import delete_doc
+    from jobbench.scheduler.sync import JOB_TYPE
+
+    with tolerant_site_context(report.site, bench.path) as (local, _problems):
+        rows = local.db.get_all(
+            JOB_TYPE, filters={"scheduler_event": ("is", "not set")}, fields=["name", "method"]
+        )
+        for row in rows:
+            if str(row.method).startswith(f"{report.app}."):
+                delete_doc(JOB_TYPE, row.name)
+                report.job_types.append(str(row.name))
+        still_used = set(local.doctypes())  # another installed app may define the same one
+        for meta in metas:
+            if meta.doctype in still_used:
+                continue
+            if meta.issingle:
+                local.db.execute(sa.delete(SINGLES).where(SINGLES.c.doctype == meta.doctype))
+            else:
+                meta.table.drop(local.db.conn, checkfirst=True)
+                report.tables.append(meta.table_name)
+        local.db.commit()
+
+
+def _pending_jobs_of(bench: Bench, site: str, app: str) -> int:
+    from jobbench.brokers.factory import get_broker
+    from jobbench.jobs.record import PENDING_STATUSES
+
+    broker = get_broker(bench, bench.merged_config(site))
+    return sum(
+        1
+        for status in PENDING_STATUSES
+        for record in broker.find(site=site, status=status, limit=100_000)
+        if record.method.startswith(f"{app}.")
+    )
+
+
+def remove_app(bench: Bench, app: str) -> Path:
+    """Move ``apps/<app>`` to ``archived/apps/<app>-<time>`` and drop it from apps.txt, once
+    no site has it installed. Returns where it went (kept, as bench's remove-app does)."""
+    check_app_name(app)
+    folder = bench.path / "apps" / app
+    if not folder.is_dir():
+        raise AppError(
+            f"app '{app}' is not in {bench.path / 'apps'}; remove-app only takes apps of the "
+            "bench's apps/ folder (a pip-installed app is removed with pip uninstall)"
+        )
+    users = [s for s in bench.list_sites() if app in bench.site_config(s).get("installed_apps", [])]
+    if users:
+        raise AppError(
+            f"app '{app}' is installed on site(s) {', '.join(users)}; uninstall it there "
+            f"first: jobbench --site {users[0]} uninstall-app {app}"
+        )
+    archive = bench.path / "archived" / "apps"
+    archive.mkdir(parents=True, exist_ok=True)
+    target = archive / f"{app}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if target.exists():  # removed twice within a second
+        target = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=archive))
+        target.rmdir()
+    folder.rename(target)
+    bench.remove_available_app(app)
+    return target
 
 
 # \Z, not $: "$" also matches before a trailing "\n", which would let "s2\n" through.

@@ -11,7 +11,6 @@ import click
 
 from jobbench.cli.main import (
     CliState,
-    cell,
     cli,
     echo,
     echo_json,
@@ -19,6 +18,7 @@ from jobbench.cli.main import (
     pass_state,
     progress,
 )
+from jobbench.cli.output import print_table
 from jobbench.errors import JobbenchError
 
 PURGED_STATUSES = ["queued", "scheduled"]  # never "started": running jobs are left alone
@@ -28,12 +28,6 @@ def _inspector(state: CliState) -> Any:
     from jobbench.inspect import Inspector
 
     return Inspector(state.bench)
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(width=max(120, Console().width))
 
 
 @cli.command("start")
@@ -50,53 +44,53 @@ def start_command(state: CliState, no_color: bool) -> None:
 @format_option
 @pass_state
 def doctor_command(state: CliState, fmt: str) -> None:
-    """Per site: scheduler state and why; workers online; pending jobs; stale workers."""
+    """Per site: scheduler state and why, apps that cannot load; workers online; pending jobs;
+    stale workers."""
     bench = state.bench
     report = _inspector(state).doctor(state.sites(bench, required=False) or bench.list_sites())
     if fmt == "json":
         echo_json(report)
         return
-    from rich.markup import escape
-    from rich.table import Table
-
-    from jobbench.utils import printable
-
-    console = _console()
     for site in report["sites"]:
         word = "active" if site["active"] else f"inactive: {site['reason']}"
-        console.print(
-            f"[bold]{escape(printable(site['site']))}[/bold]: scheduler ", cell(word), sep=""
-        )
-        _print_pending(console, site["pending"], f"Pending jobs of {site['site']}")
-    table = Table("worker", "queues", "state", "current job", "done", "failed", "util", "stale")
-    table.title = f"Workers online: {len(report['workers'])}"
-    for w in report["workers"]:
-        table.add_row(
-            *map(cell, (w["name"], ",".join(w["queues"]), w["state"], w["current_job"] or "")),
-            str(w["successful"]),
-            str(w["failed"]),
-            f"{w['utilisation']:.0%}",
-            f"yes ({w['heartbeat_age']:.0f} s)" if w["stale"] else "",
-        )
-    console.print(table)
+        echo(f"{site['site']}: scheduler {word}")
+        for app, problem in site["app_problems"].items():
+            echo(
+                f"{site['site']}: app {app} cannot be loaded: {problem} (fix or restore it, or "
+                f"take it off the site: jobbench --site {site['site']} uninstall-app {app})"
+            )
+        _print_pending(site["pending"], f"Pending jobs of {site['site']}")
+    print_table(
+        ["worker", "queues", "state", "current job", "done", "failed", "util", "stale"],
+        (
+            [
+                *(w["name"], ",".join(w["queues"]), w["state"], w["current_job"] or ""),
+                *(w["successful"], w["failed"], f"{w['utilisation']:.0%}"),
+                f"yes ({w['heartbeat_age']:.0f} s)" if w["stale"] else "",
+            ]
+            for w in report["workers"]
+        ),
+        title=f"Workers online: {len(report['workers'])}",
+    )
     if report["stale_workers"]:
-        console.print("Stale workers: ", cell(", ".join(report["stale_workers"])), sep="")
+        echo(f"Stale workers: {', '.join(report['stale_workers'])}")
 
 
-def _print_pending(console: Any, groups: list[dict[str, Any]], title: str) -> None:
-    from rich.table import Table
-
+def _print_pending(groups: list[dict[str, Any]], title: str) -> None:
     if not groups:
-        console.print(cell(f"{title}: none"))
+        echo(f"{title}: none")
         return
-    table = Table("site", "queue", "method", "queued", "started", "retry wait", title=cell(title))
-    for g in groups:
-        counts = g["counts"]
-        table.add_row(
-            *map(cell, (g["site"], g["queue"], g["method"])),
-            *(str(counts.get(s, 0)) for s in ("queued", "started", "scheduled")),
-        )
-    console.print(table)
+    print_table(
+        ["site", "queue", "method", "queued", "started", "retry wait"],
+        (
+            [
+                *(g["site"], g["queue"], g["method"]),
+                *(g["counts"].get(s, 0) for s in ("queued", "started", "scheduled")),
+            ]
+            for g in groups
+        ),
+        title=title,
+    )
 
 
 @cli.command("show-pending-jobs")
@@ -113,7 +107,7 @@ def show_pending_jobs(state: CliState, queue: str | None, fmt: str) -> None:
     if fmt == "json":
         echo_json(groups)
         return
-    _print_pending(_console(), groups, "Pending jobs")
+    _print_pending(groups, "Pending jobs")
 
 
 def _check_queue(state: CliState, queue: str) -> None:
