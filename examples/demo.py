@@ -122,6 +122,49 @@ def main() -> None:
     show_jobs(bench, job_ids)
     run_scheduler(bench)
     print(f"\nDemo bench left at {bench}")
+    print_next_steps(bench)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it lies below it (``.venv/bin/...``)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_next_steps(bench: Path) -> None:
+    """What to try next, with this bench's path and the dashboard's address."""
+    import importlib.util
+
+    from jobbench.bench import Bench
+
+    bin_dir = Path(sys.executable).parent
+    activate = bin_dir / "activate"
+    conf = Bench(bench).common_config()
+    url = f"http://{conf.get('dashboard_host') or '127.0.0.1'}:{conf.get('dashboard_port', 8000)}/"
+    has_dashboard = all(importlib.util.find_spec(m) for m in ("starlette", "jinja2", "uvicorn"))
+    on_path = f". {_shown(activate)}   # puts jobbench on the PATH"
+    if not activate.exists():
+        on_path = f"export PATH={_shown(bin_dir)}:$PATH"
+    lines = [
+        on_path,
+        f"cd {bench}",
+        "jobbench --site demo.local jobs list --status failed   # the failed job and its error",
+        "jobbench doctor                                        # scheduler, queues, workers",
+        "jobbench new-app myapp && jobbench --site demo.local install-app myapp",
+        "jobbench start     # scheduler + workers + dashboard in the foreground; Ctrl-C stops",
+    ]
+    print("\nTry next (in a shell):")
+    for line in lines:
+        print(f"  {line}")
+    if has_dashboard:
+        print(f"then open the dashboard at {url}")
+    else:
+        print(
+            f"the dashboard ({url}) needs its extra: "
+            f"{_shown(bin_dir / 'pip')} install -e '.[dashboard]'"
+        )
 
 
 if __name__ == "__main__":

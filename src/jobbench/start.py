@@ -12,7 +12,8 @@ The dashboard (``jobbench dashboard --host H --port P``, from the config keys
 ``dashboard_host`` (default 127.0.0.1) and ``dashboard_port`` (default 8000; 0 leaves it out))
 is one more child when the ``dashboard`` extra is installed, and when the settings it refuses
 to start with (a short ``secret_key`` or ``dashboard_token``, no login off loopback) are not
-there: then it is left out with that one-line reason, not restarted over and over.
+there. Otherwise it is left out and ``start`` says so in one line, ``not started: dashboard
+(<why>)``, instead of starting it to watch it die over and over (or saying nothing).
 """
 
 from __future__ import annotations
@@ -65,23 +66,23 @@ def plan(bench: Bench) -> list[Child]:
 
 
 def _dashboard_argv(bench: Bench) -> list[str] | None:
-    """``dashboard --host H --port P`` unless disabled or its extra is not installed."""
-    import importlib.util
-
+    """``dashboard --host H --port P`` unless disabled, or it could not start."""
     conf = bench.common_config()
     port = conf.get("dashboard_port", DASHBOARD_PORT)
-    if port in (0, "0", None):
-        return None
-    if any(importlib.util.find_spec(m) is None for m in ("starlette", "jinja2", "uvicorn")):
-        return None
-    if dashboard_problem(bench) is not None:
+    if port in (0, "0", None) or dashboard_problem(bench) is not None:
         return None
     host = str(conf.get("dashboard_host") or "127.0.0.1")
     return ["dashboard", "--host", host, "--port", str(port)]
 
 
+DASHBOARD_MODULES = ("starlette", "jinja2", "uvicorn")
+
+
 def dashboard_problem(bench: Bench) -> str | None:
-    """Why ``jobbench dashboard`` would refuse to start with this config, or None."""
+    """Why the dashboard is left out of ``start`` (its extra is missing, or ``jobbench
+    dashboard`` would refuse this config), or None; not when ``dashboard_port`` is 0."""
+    import importlib.util
+
     from jobbench.dashboard.auth import check_startup
     from jobbench.errors import ConfigError
 
@@ -89,10 +90,17 @@ def dashboard_problem(bench: Bench) -> str | None:
     port = conf.get("dashboard_port", DASHBOARD_PORT)
     if port in (0, "0", None):
         return None
+    missing = [m for m in DASHBOARD_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        return (
+            f"not started: dashboard (the dashboard extra is not installed: no "
+            f"{', '.join(missing)}; pip install 'jobbench[dashboard]', or set dashboard_port "
+            "to 0 to leave it out)"
+        )
     try:
         check_startup(conf, str(conf.get("dashboard_host") or "127.0.0.1"), str(bench.path))
     except ConfigError as exc:
-        return f"dashboard left out: {exc}"
+        return f"not started: dashboard ({exc})"
     return None
 
 
@@ -117,9 +125,15 @@ class Starter:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        self.say("start", f"starting {len(self.children)} processes for {self.bench.path}")
+        names = ", ".join(c.name for c in self.children)
+        self.say("start", f"starting {len(self.children)} processes for {self.bench.path}: {names}")
         if note := dashboard_problem(self.bench):
             self.say("start", note)
+        for child in self.children:
+            if child.name == "dashboard":  # argv ends with --host H --port P
+                host, port = child.argv[-3], child.argv[-1]
+                host = f"[{host}]" if ":" in host else host  # an IPv6 address
+                self.say("start", f"dashboard at http://{host}:{port}/")
         for child in self.children:
             self._spawn(child)
         while any(c.proc is not None for c in self.children) or not self.stopping:
