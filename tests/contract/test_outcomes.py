@@ -179,9 +179,11 @@ def test_promote_due_queues_due_jobs_at_the_tail(broker: Broker) -> None:
 
 def test_promote_due_moves_only_due_jobs(broker: Broker) -> None:
     now = time.time()
-    for name, due in (("soon", now - 5), ("past", now - 50), ("future", FAR_FUTURE)):
-        job = started(broker, name, retries_left=1, queue="long")
-        assert broker.fail(job.id, "w1", "boom", KEEP, retry_at=due)
+    dues = {"soon": now - 5, "past": now - 50, "future": FAR_FUTURE}
+    # every job is claimed before any fails: a claim queues the due ones itself
+    jobs = [started(broker, name, retries_left=1, queue="long") for name in dues]
+    for job in jobs:
+        assert broker.fail(job.id, "w1", "boom", KEEP, retry_at=dues[job.job_id])
     assert broker.promote_due(now=now) == 2
     assert broker.queue_length("long") == 2
     future = broker.get(full_id(SITE, "future"))
@@ -192,8 +194,8 @@ def test_concurrent_promote_due_moves_each_job_once(
     broker: Broker, broker_spec: BrokerSpec
 ) -> None:
     due = time.time() - 1
-    for i in range(30):
-        job = started(broker, f"j{i}", retries_left=1)
+    jobs = [started(broker, f"j{i}", retries_left=1) for i in range(30)]  # claims, then fails
+    for job in jobs:
         assert broker.fail(job.id, "w1", "boom", KEEP, retry_at=due)
     promoters = [broker_spec.make() for _ in range(4)]
     barrier = threading.Barrier(len(promoters))

@@ -5,8 +5,12 @@ moves their ids between queues and statuses. Every method states what is atomic 
 idempotent; the contract test suite (tests/contract/) holds both implementations to it.
 
 Vocabulary: a job is *pending* while ``queued``, ``started`` or ``scheduled`` (waiting for a
-retry); it is *final* once ``finished``, ``failed``, ``stopped`` or ``canceled``. Times are
-epoch seconds (``time.time()``).
+retry, or a delayed job waiting for its run time); it is *final* once ``finished``, ``failed``,
+``stopped`` or ``canceled``. Times are epoch seconds (``time.time()``).
+
+``retry_at`` is the time a ``scheduled`` job is due: the run time of a delayed job
+(``enqueue(run_at=...)``) as much as the time of a retry. The name stays ``retry_at`` because
+it is a stored field; ``promote_due`` and ``run_now`` treat both kinds alike.
 """
 
 from __future__ import annotations
@@ -38,6 +42,17 @@ class WorkerInfo:
 
     def to_mapping(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class EnqueueItem:
+    """One job of ``Broker.enqueue_many``: a record and the options ``enqueue`` takes for it."""
+
+    record: JobRecord
+    at_front: bool = False
+    deduplicate: bool = False
+    once_key: str | None = None
+    run_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ class Broker(ABC):
         deduplicate: bool = False,
         max_queued: int | None = None,
         once_key: str | None = None,
+        run_at: float | None = None,
     ) -> bool:
         """Store ``record`` (status ``queued``) and append it to its queue (head if at_front).
 
@@ -110,7 +126,28 @@ class Broker(ABC):
         already holds that many queued jobs. With ``once_key``, enqueue at most once per key:
         a key already used (remembered for ``ONCE_TTL`` seconds) makes this a no-op returning
         False; the key is taken in the same atomic step as the enqueue, and only when the job
-        is enqueued. Returns True when the job was enqueued."""
+        is enqueued. Returns True when the job was enqueued.
+
+        A delayed job: with ``run_at`` later than now the record is stored ``scheduled`` with
+        ``retry_at = run_at`` and enters no queue until ``promote_due`` (or a claim, or
+        ``run_now``) queues it, at the head of its queue if ``at_front`` was given, else at
+        the tail. A ``run_at`` not later than now enqueues as without it. ``deduplicate``,
+        ``once_key`` and replacing hold for a delayed job too (a scheduled job is pending);
+        ``max_queued`` does not apply to it, as it enters no queue now."""
+
+    @abstractmethod
+    def enqueue_many(
+        self, items: Sequence[EnqueueItem], *, max_queued: int | None = None
+    ) -> list[bool]:
+        """Enqueue every item as ``enqueue`` would, in order, in ONE atomic step (one
+        transaction, one script): afterwards all of them took effect, or none did.
+
+        Returns ``enqueue``'s result per item: False where ``deduplicate`` met a pending job
+        (an earlier item of the batch with that id counts) or the ``once_key`` was taken (by
+        an earlier item too). Items with the same id and no ``deduplicate``: the later one
+        replaces the earlier. With ``max_queued``, raise ``QueueOverloaded`` and write nothing
+        when the batch would leave a queue holding more than ``max_queued`` queued jobs (those
+        it held plus the batch's items for it that are queued at once)."""
 
     # -- consuming ----------------------------------------------------------------------------
     @abstractmethod
@@ -121,7 +158,12 @@ class Broker(ABC):
         ``started_at`` and ``attempts + 1`` in one step, so no two callers ever get the same
         job. Waits up to ``timeout`` seconds for one to arrive (0: do not wait). Returns the
         updated record, or None. The same atomic step adds 1 to the ``started`` counter of the
-        job's (site, queue)."""
+        job's (site, queue).
+
+        A claim first queues the ``scheduled`` jobs that are due (as ``promote_due``), and a
+        waiting claim also wakes when the next one falls due: a delayed job or retry is queued
+        within milliseconds of its time while a worker waits, whatever the housekeeping
+        interval."""
 
     @abstractmethod
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
@@ -179,6 +221,12 @@ class Broker(ABC):
         ran before; ``attempts`` counts both runs). Returns whether it changed. Atomic."""
 
     @abstractmethod
+    def run_now(self, job_id: str) -> bool:
+        """Queue a ``scheduled`` job (delayed, or waiting for a retry) at once, where
+        ``promote_due`` would put it. Returns False for any other status or an unknown job.
+        Atomic."""
+
+    @abstractmethod
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
         """Stop a job: a queued or scheduled one becomes ``canceled`` at once; a started one
         gets ``stop_requested`` set for its worker to act on. Returns the job's status after
@@ -228,8 +276,10 @@ class Broker(ABC):
 
     @abstractmethod
     def promote_due(self, now: float | None = None) -> int:
-        """Queue every ``scheduled`` job whose ``retry_at`` has passed (at the queue's tail).
-        Returns how many moved. Atomic per job."""
+        """Queue every ``scheduled`` job whose ``retry_at`` has passed, in ``retry_at`` order,
+        at the queue's tail (a delayed job enqueued with ``at_front``: at its head). Reads only
+        the due jobs (an index on the due time), so a large backlog of later jobs costs
+        nothing. Returns how many moved. Atomic per job."""
 
     @abstractmethod
     def cleanup(self, now: float | None = None) -> int:
@@ -239,6 +289,16 @@ class Broker(ABC):
     @abstractmethod
     def get(self, job_id: str) -> JobRecord | None:
         """The record, or None (also once its retention has expired)."""
+
+    @abstractmethod
+    def wait_final(self, job_id: str, timeout: float | None = None) -> JobRecord | None:
+        """Block until the job is final, or ``timeout`` seconds (None: no limit) have passed.
+
+        Returns the record as last read: final, or still pending when the time ran out; None
+        when there is no such job (never was, deleted, expired). Blocks on the broker, not in
+        a sleep loop: it returns within a few milliseconds of the change that made the job
+        final (finish, fail without a retry, mark_stopped, a cancel, reap). Any number of
+        callers may wait on one job."""
 
     @abstractmethod
     def find(

@@ -9,7 +9,8 @@ Key layout (``P`` = ``jb:<bench_id>:``; a stored job id is ``<site>::<job_id>``)
                                    (its queue and status); find() and counts() read them
     P queues                set    every queue name ever used
     P started               zset   id -> started_at of ``started`` jobs (reap reads it)
-    P scheduled             zset   id -> retry_at of ``scheduled`` jobs (promote_due reads it)
+    P scheduled             zset   id -> retry_at of ``scheduled`` jobs, retries and delayed
+                                   jobs alike (promote_due and claims read the due ones)
     P expiring              zset   "<status>|<len(queue)>|<queue><id>" -> expires_at of final
                                    records; cleanup() deletes the due ones with their entries
                                    even when Redis already expired the hash
@@ -25,6 +26,12 @@ Key layout (``P`` = ``jb:<bench_id>:``; a stored job id is ``<site>::<job_id>``)
     P durations             hash   "<le>|<queue>" -> jobs in that (non-cumulative) bucket, and
                                    "sum|<queue>", "count|<queue>"; updated by finish/fail/reap
     P markers               hash   name -> float (set_marker/get_marker)
+    P waiting:<id>          string set (short TTL) while someone waits for the job's end
+    P done:<id>             list   one token once a waited-on job ended; waiters BLMOVE it onto
+                                   itself, so all of them wake (expires after 10 s)
+
+A delayed job's hash carries one field beyond the record, ``front`` = "1", when it was
+enqueued ``at_front``: promotion then pushes it at the head of its queue and drops the field.
 
 The status is a field of the hash; the indexes follow it inside the same script. The scripts
 (``lua/*.lua``, each prefixed with ``lua/common.lua``) derive keys from the prefix they are given,
@@ -36,7 +43,9 @@ their index entries. Reads never delete.
 
 Waiting claims do not poll: the claim script deletes the wake lists of the queues it found empty,
 in the same atomic step, and the claimer then BLPOPs those lists; any later enqueue, requeue or
-promotion pushes a token and wakes it. BLPOP blocks in slices shorter than the socket timeout.
+promotion pushes a token and wakes it. BLPOP blocks in slices shorter than the socket timeout,
+and no longer than until the earliest scheduled job falls due (the claim script says when), so
+an idle worker queues and takes a delayed job within milliseconds of its time.
 """
 
 from __future__ import annotations
@@ -60,12 +69,13 @@ from jobbench.brokers.base import (
     ONCE_TTL,
     Broker,
     DurationHistogram,
+    EnqueueItem,
     Retention,
     WorkerInfo,
     cumulative,
 )
 from jobbench.errors import BrokerUnavailable, QueueOverloaded
-from jobbench.jobs.record import JobRecord, JobStatus
+from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
 WORKER_DIED = "worker died: its heartbeat expired while the job was running"
 _BYTES_FIELDS = frozenset({"payload", "result"})
@@ -129,16 +139,34 @@ def _record(flat: Sequence[bytes]) -> JobRecord:
     return JobRecord.from_mapping(data)
 
 
+# Counters a new record starts at 0: left out of its hash (a missing field reads as 0, and the
+# scripts HINCRBY them from nothing), which keeps a bulk enqueue's arguments short.
+_ZERO_DEFAULTS = frozenset({"attempts", "retries_left", "retry_count", "stop_requested"})
+
+
 def _fields(record: JobRecord, **override: Any) -> list[Any]:
     """The record as a flat ``[field, value, ...]`` list for HSET, None fields left out."""
     out: list[Any] = []
     values = {**record.__dict__, **override}
     for name in _FIELDS:
         value = values[name]
-        if value is not None:
+        if value is not None and not (value == 0 and name in _ZERO_DEFAULTS):
             out.append(name)
             out.append(value)
     return out
+
+
+def _item_args(item: EnqueueItem, now: float) -> list[Any]:
+    """One item of the enqueue script's ARGV (see lua/enqueue.lua)."""
+    record = item.record
+    delayed = item.run_at is not None and item.run_at > now
+    flags = f"{int(item.at_front)}{int(item.deduplicate)}{int(item.once_key is not None)}"
+    if delayed:
+        fields = _fields(record, status=JobStatus.SCHEDULED, retry_at=item.run_at)
+    else:
+        fields = _fields(record, status=JobStatus.QUEUED)
+    head = [record.id, record.queue, flags, _opt(item.once_key), item.run_at if delayed else ""]
+    return [*head, record.enqueued_at, len(fields) // 2, *fields]
 
 
 class RedisBroker(Broker):
@@ -207,30 +235,34 @@ class RedisBroker(Broker):
         deduplicate: bool = False,
         max_queued: int | None = None,
         once_key: str | None = None,
+        run_at: float | None = None,
     ) -> bool:
+        item = EnqueueItem(record, at_front, deduplicate, once_key, run_at)
+        return self.enqueue_many([item], max_queued=max_queued)[0]
+
+    def enqueue_many(
+        self, items: Sequence[EnqueueItem], *, max_queued: int | None = None
+    ) -> list[bool]:
+        """One script call for the whole batch: one round trip, one atomic step."""
+        if not items:
+            return []
         now = time.time()
-        done = self._run(
-            "enqueue",
-            record.id,
-            record.queue,
-            int(at_front),
-            int(deduplicate),
-            "" if max_queued is None else max_queued,
-            record.enqueued_at,
-            int(once_key is not None),
-            _opt(once_key),
-            now,
-            now + ONCE_TTL,
-            *_fields(record, status=JobStatus.QUEUED),
-        )
-        if done == -1:
+        args: list[Any] = [now, now + ONCE_TTL, "" if max_queued is None else max_queued]
+        for item in items:
+            args += _item_args(item, now)
+        done = self._run("enqueue", *args)
+        if done and done[0] == -1:
             raise QueueOverloaded(
-                f"queue '{record.queue}' already holds {max_queued} jobs (max_queued_jobs); "
+                f"queue '{done[1].decode()}' already holds {max_queued} jobs (max_queued_jobs); "
                 "wait for workers to catch up or add workers"
             )
-        if done == 1:
-            record.status = JobStatus.QUEUED
-        return bool(done == 1)
+        for item, taken in zip(items, done, strict=True):
+            if taken == 1:
+                delayed = item.run_at is not None and item.run_at > now
+                item.record.status = JobStatus.SCHEDULED if delayed else JobStatus.QUEUED
+                if delayed:
+                    item.record.retry_at = item.run_at
+        return [taken == 1 for taken in done]
 
     # -- consuming ----------------------------------------------------------------------------
     def finish_and_claim(
@@ -269,29 +301,32 @@ class RedisBroker(Broker):
             self.finish(job_id, worker, result, keep)
         if isinstance(claimed, redis.exceptions.NoScriptError):
             return self.claim(queues, worker, 0.0)
-        return _record(claimed) if claimed else None
+        return _record(claimed) if isinstance(claimed, list) and claimed else None
 
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:
             return None
         deadline = time.monotonic() + timeout
         while True:
-            flat = self._run("claim", worker, time.time(), *queues)
-            if flat:
-                return _record(flat)
+            reply = self._run("claim", worker, time.time(), *queues)
+            if isinstance(reply, list) and reply:
+                return _record(reply)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
+            if isinstance(reply, bytes):  # nothing queued; a scheduled job falls due then
+                remaining = min(remaining, float(reply) - time.time())
             self._wait(queues, remaining)
 
-    def _wait(self, queues: Sequence[str], remaining: float) -> None:
-        """Block until a wake token arrives on one of ``queues`` or ``remaining`` runs out.
+    def _block_limit(self) -> float:
+        """The longest blocking call: well under the socket timeout (Redis may answer a
+        blocking call up to 100 ms late); should the read still time out, the next round trip
+        tells whether the server is really gone."""
+        return max(self.socket_timeout - 0.25, self.socket_timeout / 2)
 
-        Each BLPOP stays well under the socket timeout (Redis may answer a blocking call up to
-        100 ms late); should the read still time out, the next claim round trip tells whether
-        the server is really gone."""
-        limit = max(self.socket_timeout - 0.25, self.socket_timeout / 2)
-        block = max(_MIN_BLOCK, min(remaining, limit))
+    def _wait(self, queues: Sequence[str], remaining: float) -> None:
+        """Block until a wake token arrives on one of ``queues`` or ``remaining`` runs out."""
+        block = max(_MIN_BLOCK, min(remaining, self._block_limit()))
         keys = [f"{self.prefix}wake:{q}" for q in queues]
         try:
             self._client().blpop(keys, timeout=block)
@@ -339,6 +374,9 @@ class RedisBroker(Broker):
         expires = now + keep.failure_ttl
         status = self._run("request_stop", job_id, now, expires, _ms(expires))
         return None if status is None else str(JobStatus(status.decode()))
+
+    def run_now(self, job_id: str) -> bool:
+        return bool(self._run("run_now", job_id))
 
     def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
         return bool(self._run("interrupt", job_id, worker or "", reason))
@@ -414,6 +452,29 @@ class RedisBroker(Broker):
         if expires is not None and float(expires) <= time.time():
             return None
         return _record([item for pair in data.items() for item in pair])
+
+    def wait_final(self, job_id: str, timeout: float | None = None) -> JobRecord | None:
+        """Check (raising the waiter's flag while pending), then block on ``done:<id>``; a
+        token is rotated back, not taken, so every waiter of the job wakes."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        done = f"{self.prefix}done:{job_id}"
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            block = self._block_limit() if left is None else min(left, self._block_limit())
+            flat = self._run("wait_check", job_id, _ms(block + 2.0))
+            record = _live_record(flat)
+            if record is None or record.status in FINAL_STATUSES:
+                return record
+            if block <= 0:
+                return record
+            try:
+                # A fractional timeout (Redis >= 6 takes one; redis-py types it as whole seconds)
+                wait = max(_MIN_BLOCK, block)
+                self._client().blmove(done, done, wait, "LEFT", "RIGHT")  # type: ignore[arg-type]
+            except redis.exceptions.TimeoutError:
+                continue
+            except redis.exceptions.ConnectionError as exc:
+                self._unavailable(exc)
 
     def find(
         self,
@@ -500,6 +561,15 @@ class RedisBroker(Broker):
         conn, self._conn = self._conn, None
         if conn is not None and conn[0] == os.getpid():
             conn[1].close()
+
+
+def _live_record(flat: Sequence[bytes]) -> JobRecord | None:
+    """A record from HGETALL's flat list; None for no hash, or a final one past its retention
+    (Redis may not have evicted the hash yet), as get() sees it."""
+    for i in range(0, len(flat), 2):
+        if flat[i] == b"expires_at" and float(flat[i + 1]) <= time.time():
+            return None
+    return _record(flat) if flat else None
 
 
 def _le(bound: float) -> str:

@@ -1,9 +1,13 @@
 -- claim: pop the first job of the first non-empty queue (in the order given) and mark it
 -- `started` by the worker, atomically. Wake lists of queues found empty are deleted here, in
--- the same step, so a claimer that then blocks on them cannot miss a later enqueue.
+-- the same step, so a claimer that then blocks on them cannot miss a later enqueue. Scheduled
+-- jobs that are due are queued first (a bounded batch), so a delayed job or a retry does not
+-- wait for a worker's housekeeping.
 -- ARGV: prefix, worker, now, queue1, queue2, ...
--- Returns the record as HGETALL's flat list, or false.
+-- Returns the record as HGETALL's flat list; else when the earliest scheduled job falls due
+-- (a string, so the claimer can wake then), or false.
 local worker, now = ARGV[2], ARGV[3]
+promote_due(now, 1000)
 for i = 4, #ARGV do
   local queue = ARGV[i]
   while true do
@@ -24,4 +28,6 @@ for i = 4, #ARGV do
   end
   redis.call('DEL', P .. 'wake:' .. queue)
 end
+local nxt = redis.call('ZRANGE', P .. 'scheduled', 0, 0, 'WITHSCORES')
+if nxt[2] then return nxt[2] end
 return false

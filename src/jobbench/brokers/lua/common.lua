@@ -32,6 +32,19 @@ local function wake(queue)
   end
 end
 
+-- Waiters (wait_final) of a job hold the flag `waiting:<id>` (a short TTL they refresh) and
+-- block on the list `done:<id>`, rotating it with BLMOVE so that every waiter wakes. When the
+-- job ends (or goes away) with someone waiting, one token lands there, kept DONE_MS: enough for
+-- a waiter between its check and its BLMOVE. No waiter, no key: the hot path pays one EXISTS.
+local DONE_MS = 10000
+local function notify(id)
+  if redis.call('EXISTS', P .. 'waiting:' .. id) == 1 then
+    local done = P .. 'done:' .. id
+    if redis.call('LLEN', done) == 0 then redis.call('RPUSH', done, '1') end
+    redis.call('PEXPIRE', done, DONE_MS)
+  end
+end
+
 -- Remove `id` from every structure that being (`queue`, `status`) puts it in; not the hash.
 local function unindex(id, queue, status)
   redis.call('ZREM', idx(queue, status), id)
@@ -55,6 +68,7 @@ local function drop(id, queue, status)
   local cur = redis.call('HMGET', jkey(id), 'queue', 'status')
   if cur[1] == queue and cur[2] == status then
     redis.call('DEL', jkey(id))
+    notify(id)
     return true
   end
   return not cur[2]
@@ -67,6 +81,41 @@ local function finalize(id, queue, status, enqueued_at, expires_at, expire_ms)
   redis.call('ZADD', P .. 'expiring', expires_at, exp_member(status, queue, id))
   redis.call('HSET', key, 'expires_at', expires_at)
   redis.call('PEXPIREAT', key, expire_ms)
+  notify(id)
+end
+
+-- A `scheduled` job (its hash fields h = status, queue, enqueued_at, front) goes to its queue:
+-- the head for a delayed job enqueued at_front (`front`, forgotten here), else the tail.
+local function promote_one(id, h)
+  local key = jkey(id)
+  redis.call('ZREM', P .. 'scheduled', id)
+  redis.call('ZREM', idx(h[2], 'scheduled'), id)
+  redis.call('HSET', key, 'status', 'queued')
+  redis.call('HDEL', key, 'retry_at', 'front')
+  if h[4] == '1' then
+    redis.call('LPUSH', qkey(h[2]), id)
+  else
+    redis.call('RPUSH', qkey(h[2]), id)
+  end
+  redis.call('ZADD', idx(h[2], 'queued'), h[3], id)
+  wake(h[2])
+end
+
+-- Queue the scheduled jobs due by `now` (at most `limit`; -1: all), in due order; reads only
+-- the due entries of the `scheduled` zset. Returns how many moved.
+local function promote_due(now, limit)
+  local n = 0
+  local due = redis.call('ZRANGEBYSCORE', P .. 'scheduled', '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    local h = redis.call('HMGET', jkey(id), 'status', 'queue', 'enqueued_at', 'front')
+    if h[1] == 'scheduled' then
+      promote_one(id, h)
+      n = n + 1
+    else
+      redis.call('ZREM', P .. 'scheduled', id)  -- a stale entry
+    end
+  end
+  return n
 end
 
 local function trim_failed(queue, limit)

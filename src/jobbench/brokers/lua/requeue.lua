@@ -8,6 +8,7 @@ if not FINAL[h[1]] then return 0 end
 local queue = h[2]
 unindex(id, queue, h[1])
 redis.call('PERSIST', key)
+redis.call('DEL', P .. 'done:' .. id)  -- its last end is no longer news
 redis.call('HDEL', key, 'result', 'exc_info', 'ended_at', 'started_at', 'worker', 'expires_at',
   'progress', 'stage')
 redis.call('HSET', key, 'status', 'queued', 'stop_requested', '0', 'enqueued_at', now)
