@@ -32,6 +32,7 @@ from harness import report, systems  # noqa: E402 - after the path is set
 from harness.common import DEFAULT_JOBS, Settings, System, flush_db  # noqa: E402
 from harness.procs import Procs  # noqa: E402
 from harness.scenarios import SCENARIOS, Context, applies  # noqa: E402
+from peers import jobbench_source  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sleep-jobs", type=int, help="jobs in W5 and W5-async (2,000)")
     parser.add_argument("--latency-jobs", type=int, help="W4 samples (500; --quick 100)")
     parser.add_argument("--reps", type=int, help="repetitions, median shown (3; --quick 1)")
+    parser.add_argument(
+        "--jobbench-rev",
+        metavar="REV",
+        help="measure jobbench as committed at this git revision (exported for the run) "
+        "instead of the working tree, which edits made during the run would reach",
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -73,6 +80,7 @@ def parse_args(argv: list[str]) -> tuple[Settings, list[str], list[str]]:
         reps=args.reps or (1 if quick else 3),
         idle_seconds=3.0 if quick else 10.0,
         quick=quick,
+        jobbench_rev=args.jobbench_rev,
     )
     if min(cfg.jobs, cfg.sleep_jobs, cfg.latency_jobs, cfg.reps) < 1:
         parser.error("counts must be at least 1")
@@ -152,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     results = report.Results()
     runnable: list[System] = []
     try:
+        if cfg.jobbench_rev:
+            jobbench_source.use_revision(cfg.jobbench_rev, root)
+        results.jobbench_source = jobbench_source.describe()
         runnable = prepare(keys, root, results)
         run_all(runnable, cfg, names, procs, results)
     finally:

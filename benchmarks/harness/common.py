@@ -41,6 +41,7 @@ class Settings:
     reps: int
     idle_seconds: float
     quick: bool
+    jobbench_rev: str | None = None  # a git revision to measure instead of the working tree
 
 
 @dataclass(frozen=True)

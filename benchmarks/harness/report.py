@@ -27,6 +27,7 @@ class Results:
     absent: dict[str, str] = field(default_factory=dict)  # row key -> "n/a" or "not run"
     layouts: dict[str, dict[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    jobbench_source: str = ""  # which jobbench was measured (peers.jobbench_source)
     load: tuple[float, float, float] = field(default_factory=os.getloadavg)
     started: float = field(default_factory=time.monotonic)
 
@@ -200,6 +201,7 @@ def environment(results: Results) -> list[str]:
         f"{platform.system()} {platform.release()}",
         f"- Versions: Python {platform.python_version()}, {packages}, Redis server "
         f"{_redis_server()}, SQLite {sqlite3.sqlite_version}",
+        f"- jobbench measured: {results.jobbench_source}",
         f"- Redis: {REDIS_URL} for every system (flushed before each scenario and at the end)",
         f"- Load average (1 / 5 / 15 min) before the run: {_load(results.load)}; after it: "
         f"{_load(os.getloadavg())} (whatever else ran on the machine shared its cores)",

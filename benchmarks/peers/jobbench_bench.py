@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ from harness.common import (
     job_env,
 )
 
+from peers import jobbench_source
+
 SITE = "bench.local"
 QUEUE = "default"
 
@@ -39,6 +42,7 @@ def worker_options() -> frozenset[str]:
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **jobbench_source.env()},
     ).stdout
     return frozenset(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", out))
 
@@ -93,7 +97,8 @@ class JobbenchSystem:
     def worker_commands(self, workers: Workers) -> list[Command]:
         argv = [PYTHON, "-m", "jobbench", "--bench", str(self.bench_path), "worker"]
         argv += ["--quiet", "--queue", QUEUE, *self._flags(workers)]
-        return [Command(argv, env=job_env()) for _ in range(workers.processes)]
+        env = {**job_env(), **jobbench_source.env()}
+        return [Command(argv, env=env) for _ in range(workers.processes)]
 
     def describe(self, workers: Workers) -> str:
         flags = " ".join(self._flags(workers))
