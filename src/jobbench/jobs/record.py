@@ -92,12 +92,10 @@ class JobRecord:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> JobRecord:
         """Build from stored fields (str/bytes values as Redis gives them) with types restored."""
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            kwargs[f.name] = _decode(f.name, data[f.name])
-        return cls(**kwargs)
+        # Per-field decoders with a fast path for values already of the field's type (what
+        # SQLite returns): this runs once per claimed job.
+        decoders = _DECODERS
+        return cls(**{k: decoders[k](v) for k, v in data.items() if k in decoders})
 
 
 _FLOATS = {"enqueued_at", "started_at", "ended_at", "retry_at", "progress"}
@@ -130,3 +128,19 @@ def _number(kind: type[float] | type[int], value: Any, default: Any) -> Any:
     if isinstance(number, float) and number != number:  # NaN compares unequal to everything
         return default
     return number
+
+
+def _decoder(name: str) -> Any:
+    """The decoder of field ``name``: the value itself when it already has the right type,
+    else _decode."""
+    kind = float if name in _FLOATS else int if name in _INTS else bytes if name in _BYTES else str
+
+    def decode(value: Any) -> Any:
+        if type(value) is kind and value == value:  # (NaN, unequal to itself, goes to _decode)
+            return value
+        return _decode(name, value)
+
+    return decode
+
+
+_DECODERS = {f.name: _decoder(f.name) for f in fields(JobRecord)}
