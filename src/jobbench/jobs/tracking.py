@@ -1,4 +1,5 @@
-"""Background Task documents for jobs enqueued with ``track_job=True`` (SPEC section 6).
+"""Background Task documents for jobs enqueued with ``track_job=True`` (README, "Background
+jobs"; the doctype is ``jobbench/doctypes/background_task.py``).
 
 Tracking writes run in a nested site context, which has its own connection and transaction,
 committed at once: the task must exist before a worker can pick the job up, must show
@@ -108,6 +109,30 @@ def update_task(
         if query.exists(ctx.db, DOCTYPE, task_id):
             query.set_value(ctx.db, DOCTYPE, task_id, values)
             ctx.db.commit()
+
+
+REPLACED = "replaced by a new job with the same id"
+
+
+def end_replaced(local: SiteLocal, record: JobRecord) -> None:
+    """End the Background Tasks of the job ``record`` replaced: Cancelled, with the reason.
+
+    A job enqueued under the id of one that has not ended takes its place (a broker keeps one
+    record per id), so nothing would ever settle the first job's task: it stayed Queued at 0 %.
+    Call this once the broker has taken ``record``; ``record``'s own task is left alone. Never
+    raises: the new job is enqueued either way."""
+    with contextlib.suppress(JobbenchError), site_context(local.site, local.bench.path) as ctx:
+        ctx.db.begin_write()
+        names = ctx.db.get_all(
+            DOCTYPE,
+            filters={"job_id": record.job_id, "status": ("in", ["Queued", "Running"])},
+            pluck="name",
+        )
+        for name in names:
+            if name != record.task_id:
+                values = {"status": "Cancelled", "exception": REPLACED, "ended_at": ctx.now()}
+                query.set_value(ctx.db, DOCTYPE, name, values)
+        ctx.db.commit()
 
 
 def delete_task(local: SiteLocal, task_id: str | None) -> None:
