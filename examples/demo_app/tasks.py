@@ -6,7 +6,8 @@ import jobbench as frappe
 
 
 def long_running_job(param1: str, param2: str) -> str:
-    """The seed's example job: runs in a worker as the user who enqueued it."""
+    """The example job of Frappe's background-jobs page (README, "Background jobs"): runs in a
+    worker as the user who enqueued it."""
     frappe.publish_progress(50, stage="halfway")
     return f"{param1}+{param2} by {frappe.session.user}"
 

@@ -138,11 +138,11 @@ class BrokerError(JobbenchError):
     """The queue broker failed or refused an operation."""
 
 
-class BrokerUnavailable(BrokerError):  # noqa: N818 - the name the SPEC gives it
+class BrokerUnavailable(BrokerError):  # noqa: N818 - its documented name (docs/configuration.md)
     """The broker (Redis, or the SQLite queue file) cannot be reached or is locked too long."""
 
 
-class QueueOverloaded(BrokerError):  # noqa: N818 - the name the SPEC gives it
+class QueueOverloaded(BrokerError):  # noqa: N818 - its documented name (docs/configuration.md)
     """The queue already holds ``max_queued_jobs`` jobs."""
 
 
@@ -154,7 +154,7 @@ class InvalidQueue(JobError, ValueError):  # noqa: N818 - Frappe's name
     """The queue name is not one of short, default, long or a configured custom queue."""
 
 
-class MethodNotFound(JobError):  # noqa: N818 - the name the SPEC gives it
+class MethodNotFound(JobError):  # noqa: N818 - its documented name (docs/porting.md)
     """A dotted method path does not resolve to a callable."""
 
 
@@ -170,7 +170,7 @@ class UnimportableMethod(JobError, ValueError):  # noqa: N818 - pairs with Metho
     """A callable that workers could not import by name (lambda, nested, __main__)."""
 
 
-class ArgumentNotSerializable(JobError, TypeError):  # noqa: N818 - a TypeError, as SPEC says
+class ArgumentNotSerializable(JobError, TypeError):  # noqa: N818 - a TypeError too
     """An enqueue argument the configured serializer cannot carry."""
 
 

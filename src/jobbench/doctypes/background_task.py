@@ -1,4 +1,4 @@
-"""Background Task: follows one job enqueued with ``track_job=True`` (SPEC section 6)."""
+"""Background Task: follows one job enqueued with ``track_job=True`` (README, "Background jobs")."""
 
 from __future__ import annotations
 

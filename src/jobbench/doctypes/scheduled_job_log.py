@@ -1,4 +1,5 @@
-"""Scheduled Job Log: one per run of a job type with ``create_log`` (SPEC section 5)."""
+"""Scheduled Job Log: one per run of a job type with ``create_log`` (docs/architecture.md,
+"Scheduler")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Scheduler Event: a schedule created at run time (SPEC section 5, configurable events).
+"""Scheduler Event: a schedule created at run time (README, "The scheduler"; the sample it
+follows is in tests/data/seed/background-jobs.zh.md).
 
 A Scheduled Job Type linked to an event runs the event's ``method`` if set, else the hook
 ``run_scheduled_event`` of the ``scheduled_against`` doctype's controller class.

@@ -1,4 +1,4 @@
-"""enqueue, enqueue_doc and the @task decorator (SPEC section 3).
+"""enqueue, enqueue_doc and the @task decorator (README, "Background jobs").
 
 Everything a worker would trip over is refused here, before anything is written: an unknown
 queue, a method workers cannot import by name, a dotted path that does not resolve, an unknown
@@ -165,7 +165,7 @@ def enqueue(
     once_key: str | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Put ``method(**kwargs)`` on ``queue`` for a worker; see SPEC section 3.
+    """Put ``method(**kwargs)`` on ``queue`` for a worker; see README, "Background jobs".
 
     The parameters up to ``enqueue_after_commit`` are positional in Frappe's order, so a
     positional Frappe call ports unchanged; the rest are keyword-only, as in Frappe:
@@ -305,7 +305,7 @@ def enqueue_doc(
     """Enqueue ``doc.<method>(**kwargs)``; the worker loads the document fresh.
 
     Frappe's defaults are ``queue="default", timeout=300``; ours are ``queue="long",
-    timeout=4000``, which our SPEC and its seed document require. Keyword arguments that are
+    timeout=4000``, as in Frappe's docs (tests/data/seed/). Keyword arguments that are
     enqueue options (``job_id``, ``enqueue_after_commit``, ``event``, ...) go to ``enqueue``;
     the others go to the method. The job runs ``jobbench.jobs.execute.run_doc_method``."""
     get_controller(doctype)  # an unknown doctype is refused here (DocTypeNotFoundError)

@@ -1,4 +1,4 @@
-"""Running one job inside a worker's executor (SPEC section 3, "Inside the worker").
+"""Running one job inside a worker's executor (docs/architecture.md, "Job engine").
 
 ``execute_job`` opens the job's site context as the job's user and then, as Frappe's
 ``execute_job`` does:
