@@ -8,8 +8,9 @@ hint. An OSError (a path too long, a folder we may not write) is one line too. A
 appears for a bug, and then with $JOBBENCH_DEBUG=1 in full.
 
 What the CLI prints that came from outside (job ids, methods, names, error messages) goes
-through ``printable`` (control characters escaped) and, in tables, ``cell`` (rich markup taken
-literally): nothing a caller put in an id can move the cursor, recolour or forge a line.
+through ``printable`` (control characters escaped) and, in tables, ``cli/output.py`` (rich
+markup taken literally, tabs escaped off a terminal): nothing a caller put in an id can move
+the cursor, recolour, forge a line or split a row.
 """
 
 from __future__ import annotations
@@ -103,14 +104,6 @@ def progress(items: Sequence[T], label: str) -> Iterable[T]:
     from rich.progress import track
 
     return track(items, description=label, console=Console(stderr=True), transient=True)
-
-
-def cell(value: object) -> Any:
-    """A table cell showing ``value`` as it is: rich would read "[red]" in a job id as markup
-    (and "[link=...]" as a terminal hyperlink), and control characters are escaped."""
-    from rich.text import Text
-
-    return Text(printable(value))
 
 
 def echo(value: object, err: bool = False) -> None:
