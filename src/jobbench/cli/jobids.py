@@ -14,12 +14,16 @@ import os
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
 from jobbench.cli.main import CliState
 from jobbench.errors import NoSuchJobError
 from jobbench.jobs.record import SEPARATOR
+
+if TYPE_CHECKING:
+    from jobbench.jobs.job import Job
 
 
 @contextmanager
@@ -69,6 +73,17 @@ def caller_id(site: str, job_id: str) -> str:
             + shlex.join(["jobbench", "--site", prefix, *words, job_id])
         )
     raise NoSuchJobError(f"no job {job_id!r} on site '{site}'")
+
+
+def found_job(job_id: str) -> Job:
+    """The job ``job_site`` found, read again; gone since (deleted meanwhile): NoSuchJobError."""
+    from jobbench.context import current
+    from jobbench.jobs.job import get_job
+
+    job = get_job(job_id)
+    if job is None:
+        raise NoSuchJobError(f"no job {job_id!r} on site '{current().site}'")
+    return job
 
 
 def _prefix(job_id: str) -> str | None:

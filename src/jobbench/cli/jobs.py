@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jobbench.cli.jobids import job_site
+from jobbench.cli.jobids import found_job, job_site
 from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
 from jobbench.errors import JobbenchError
 
@@ -242,12 +242,8 @@ def check_queue_filter(state: CliState, queue: str) -> None:
 @pass_state
 def jobs_show(state: CliState, job_id: str, fmt: str) -> None:
     """Everything about one job (ID: yours, or <site>::ID as the worker logs it)."""
-    from jobbench.jobs.job import get_job
-
     with job_site(state, job_id) as found:
-        job = get_job(found)
-        assert job is not None  # job_site found it
-        data = job.to_dict()
+        data = found_job(found).to_dict()
     if fmt == "json":
         echo_json(data)
         return
