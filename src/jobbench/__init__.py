@@ -33,7 +33,9 @@ from jobbench.errors import (
     InvalidQueue,
     JobbenchError,
     JobError,
+    JobFailed,
     JobTimeoutException,
+    JobWaitTimeout,
     LinkValidationError,
     LockWaitTimeoutError,
     MandatoryError,
@@ -81,7 +83,8 @@ if TYPE_CHECKING:
         log_error,
         new_doc,
     )
-    from jobbench.jobs.enqueue import enqueue, enqueue_doc, task
+    from jobbench.jobs.bulk import enqueue_many
+    from jobbench.jobs.enqueue import enqueue, enqueue_at, enqueue_doc, enqueue_in, task
     from jobbench.jobs.execute import publish_progress
     from jobbench.jobs.job import (
         Job,
@@ -89,9 +92,11 @@ if TYPE_CHECKING:
         get_job,
         get_job_status,
         get_jobs,
+        get_result,
         is_job_enqueued,
         list_jobs,
         retry_job,
+        run_job_now,
         stop_job,
     )
     from jobbench.model.document import Document
@@ -126,6 +131,9 @@ _LAZY = {
     "Document": "jobbench.model.document",
     # jobs
     "enqueue": "jobbench.jobs.enqueue",
+    "enqueue_in": "jobbench.jobs.enqueue",
+    "enqueue_at": "jobbench.jobs.enqueue",
+    "enqueue_many": "jobbench.jobs.bulk",
     "enqueue_doc": "jobbench.jobs.enqueue",
     "task": "jobbench.jobs.enqueue",
     "get_job": "jobbench.jobs.job",
@@ -135,6 +143,8 @@ _LAZY = {
     "list_jobs": "jobbench.jobs.job",
     "stop_job": "jobbench.jobs.job",
     "retry_job": "jobbench.jobs.job",
+    "run_job_now": "jobbench.jobs.job",
+    "get_result": "jobbench.jobs.job",
     "delete_job": "jobbench.jobs.job",
     "Job": "jobbench.jobs.job",
     "publish_progress": "jobbench.jobs.execute",
@@ -168,6 +178,9 @@ __all__ = [
     "_dict",
     # jobs
     "enqueue",
+    "enqueue_in",
+    "enqueue_at",
+    "enqueue_many",
     "enqueue_doc",
     "task",
     "get_job",
@@ -177,6 +190,8 @@ __all__ = [
     "list_jobs",
     "stop_job",
     "retry_job",
+    "run_job_now",
+    "get_result",
     "delete_job",
     "Job",
     "publish_progress",
@@ -205,6 +220,8 @@ __all__ = [
     "BrokerUnavailable",
     "QueueOverloaded",
     "JobError",
+    "JobFailed",
+    "JobWaitTimeout",
     "InsecureConfigError",
     "InvalidQueue",
     "MethodNotAllowed",

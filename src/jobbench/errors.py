@@ -39,7 +39,10 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
     │   ├── NoSuchJobError           no job with that id
     │   ├── ArgumentNotSerializable  an argument the serializer cannot carry (also a TypeError)
     │   ├── PayloadTooLarge          serialised arguments over max_payload_bytes
-    │   └── PayloadError             a job payload that is corrupt, forged or unsigned
+    │   ├── PayloadError             a job payload that is corrupt, forged or unsigned
+    │   ├── JobFailed                job.wait() / get_result(): the job failed, was stopped
+    │   │                            or canceled (its exception type, message, traceback)
+    │   └── JobWaitTimeout           job.wait() ran out of time (also a TimeoutError)
     ├── JobTimeoutException          raised inside a job that ran past its timeout
     └── RetryBackgroundJobError      raise it in a job to have it retried in place
 """
@@ -182,6 +185,38 @@ class PayloadError(JobError):
     """A job payload is corrupt, or a pickle payload is unsigned or its signature is wrong."""
 
 
+class JobFailed(JobError):  # noqa: N818 - the name issue 12 gives it
+    """The job waited on ended without a result: failed, stopped or canceled.
+
+    The message carries the job's exception type and message (the last line of its remote
+    traceback); the attributes keep the parts: ``job_id``, ``status``, ``exc_type`` (e.g.
+    ``"ValueError"``, None when the job did not end in an exception, such as a cancel),
+    ``exc_message`` and ``remote_traceback`` (the worker's traceback text, the job's
+    ``exc_info``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str = "",
+        status: str = "failed",
+        exc_type: str | None = None,
+        exc_message: str | None = None,
+        remote_traceback: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.status = status
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.remote_traceback = remote_traceback
+
+
+class JobWaitTimeout(JobError, TimeoutError):  # noqa: N818 - pairs with JobTimeoutException
+    """``job.wait(timeout)`` / ``get_result(job_id, timeout)``: the job had not ended in time.
+    A ``TimeoutError`` too, so ``except TimeoutError`` catches it."""
+
+
 class JobTimeoutException(JobbenchError):  # noqa: N818 - Frappe/RQ's name
     """Raised inside a job that ran past its timeout (the soft stop)."""
 
@@ -196,7 +231,9 @@ __all__ = [
     "BrokerUnavailable",
     "InvalidQueue",
     "JobError",
+    "JobFailed",
     "JobTimeoutException",
+    "JobWaitTimeout",
     "MethodNotAllowed",
     "MethodNotFound",
     "NoSuchJobError",

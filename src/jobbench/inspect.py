@@ -78,6 +78,7 @@ class PendingGroup:
     queue: str
     method: str
     counts: dict[str, int] = field(default_factory=dict)  # queued / started / scheduled
+    next_run: float | None = None  # the earliest run time (epoch) of its scheduled jobs
 
     @property
     def total(self) -> int:
@@ -161,13 +162,17 @@ class Inspector:
         return JobPage(found[:limit], offset, limit, len(found) > limit)
 
     def pending(self, site: str | None = None, queue: str | None = None) -> list[PendingGroup]:
-        """Pending jobs (queued, started, waiting for a retry) grouped by site, queue, method."""
+        """Pending jobs (queued, started, scheduled: delayed or waiting for a retry) grouped by
+        site, queue and method, with the earliest run time of the scheduled ones."""
         groups: dict[tuple[str, str, str], PendingGroup] = {}
         for status in PENDING:
             for record in self.iter_jobs(site=site, queue=queue, status=status):
                 key = (record.site, record.queue, record.method)
                 group = groups.setdefault(key, PendingGroup(*key))
                 group.counts[status] = group.counts.get(status, 0) + 1
+                if status == "scheduled" and record.retry_at is not None:
+                    due = record.retry_at  # a delayed job's run time, or a retry's
+                    group.next_run = due if group.next_run is None else min(group.next_run, due)
         return sorted(groups.values(), key=lambda g: (g.site, g.queue, -g.total, g.method))
 
     def site_pending_counts(self, site: str) -> dict[str, int]:

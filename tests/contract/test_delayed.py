@@ -212,3 +212,16 @@ def test_started_helper_is_unaffected_by_scheduled_jobs(broker: Broker) -> None:
 
 def _item(job_id: str, run_at: float) -> EnqueueItem:
     return EnqueueItem(rec(job_id), run_at=run_at)
+
+
+def test_a_canceled_at_front_job_requeued_and_retried_goes_to_the_tail(broker: Broker) -> None:
+    assert broker.enqueue(rec("front", retries_left=1), run_at=FAR_FUTURE, at_front=True)
+    stored = full_id(SITE, "front")
+    assert broker.request_stop(stored, KEEP) == JobStatus.CANCELED
+    assert broker.requeue(stored) is True
+    job = broker.claim(["default"], "w1")
+    assert job is not None and job.id == stored
+    enqueued(broker, "other")
+    assert broker.fail(stored, "w1", "boom", KEEP, retry_at=time.time() - 1) is True
+    assert broker.promote_due() == 1
+    assert _order(broker) == ["other", "front"]

@@ -228,8 +228,8 @@ class SQLiteBroker(SQLiteReads, Broker):
                 return None
             if row[0] in ("queued", "scheduled"):
                 conn.execute(
-                    "UPDATE jobs SET status = 'canceled', pos = NULL, ended_at = ?, "
-                    "expires_at = ? WHERE id = ?",
+                    "UPDATE jobs SET status = 'canceled', pos = NULL, front = NULL, "
+                    "ended_at = ?, expires_at = ? WHERE id = ?",
                     (now, now + keep.failure_ttl, job_id),
                 )
                 return str(JobStatus.CANCELED)
@@ -255,7 +255,8 @@ class SQLiteBroker(SQLiteReads, Broker):
             conn.execute(
                 "UPDATE jobs SET status = 'queued', result = NULL, exc_info = NULL, "
                 "stop_requested = 0, ended_at = NULL, started_at = NULL, worker = NULL, "
-                "expires_at = NULL, progress = NULL, stage = NULL, enqueued_at = ?, pos = "
+                "expires_at = NULL, progress = NULL, stage = NULL, front = NULL, "
+                "enqueued_at = ?, pos = "
                 "(SELECT COALESCE(MAX(pos) + 1, 0) FROM jobs WHERE queue = ? AND "
                 "status = 'queued') WHERE id = ?",
                 (time.time(), row[1], job_id),

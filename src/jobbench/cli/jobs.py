@@ -124,6 +124,19 @@ def worker_pool_command(
     help="Seconds (-1: none); default: the queue's.",
 )
 @click.option("--job-id", help="Your id for the job.")
+@click.option(
+    "--in",
+    "delay",
+    type=click.FloatRange(0, MAX_TIMEOUT),
+    metavar="SECONDS",
+    help="Run it this many seconds from now (it waits as 'scheduled').",
+)
+@click.option(
+    "--at",
+    "run_at",
+    metavar="ISO-DATETIME",
+    help="Run it at this time, e.g. 2030-01-31T09:00 (site time) or with +01:00 / Z.",
+)
 @pass_state
 def enqueue_command(
     state: CliState,
@@ -133,17 +146,49 @@ def enqueue_command(
     at_front: bool,
     timeout: int | None,
     job_id: str | None,
+    delay: float | None,
+    run_at: str | None,
 ) -> None:
-    """Enqueue METHOD (a dotted path) on the site; prints the job id."""
+    """Enqueue METHOD (a dotted path) on the site; prints the job id (and, for a delayed
+    job, its run time on stderr)."""
     from jobbench.context import site_context
-    from jobbench.jobs.enqueue import enqueue
+    from jobbench.jobs import enqueue as jobs
 
+    if delay is not None and run_at is not None:
+        raise click.UsageError("give --in or --at, not both")
     kwargs = _kwargs(kwargs_text)
-    with site_context(state.site(), state.bench.path):
-        job = enqueue(
-            method, queue=queue, at_front=at_front, timeout=timeout, job_id=job_id, **kwargs
-        )
+    options: dict[str, Any] = {"queue": queue, "at_front": at_front, "timeout": timeout}
+    with site_context(state.site(), state.bench.path) as local:
+        if delay is not None:
+            job = jobs.enqueue_in(delay, method, job_id=job_id, **options, **kwargs)
+        elif run_at is not None:
+            job = jobs.enqueue_at(_iso(run_at), method, job_id=job_id, **options, **kwargs)
+        else:
+            job = jobs.enqueue(method, job_id=job_id, **options, **kwargs)
+        zone = local.time_zone()
     echo(job.id if job is not None else "(not enqueued: a duplicate is pending)")
+    if job is not None and job.run_at is not None:
+        echo(
+            f"runs at {job.run_at.astimezone(_zone(zone)):%Y-%m-%d %H:%M:%S %z} ({zone})", err=True
+        )
+
+
+def _iso(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            "not an ISO date-time like 2030-01-31T09:00 or 2030-01-31T09:00+01:00",
+            param_hint="--at",
+        ) from None
+
+
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
 @cli.command("execute")
@@ -211,18 +256,25 @@ def jobs_list(
         return
     columns = ["id", "site", "queue", "status", "method", "enqueued", "attempts"]
     with_error = status in ("failed", "stopped") or any(r["status"] == "failed" for r in rows)
+    # a scheduled job (delayed, or waiting for a retry) shows when it runs
+    with_run_at = status == "scheduled" or any(r["run_at"] is not None for r in rows)
     print_table(
-        [*columns, "error"] if with_error else columns,
+        [*columns, *(["runs at"] if with_run_at else []), *(["error"] if with_error else [])],
         (
             [
                 *(r["id"], r["site"], r["queue"], r["status"], r["method"]),
                 f"{r['enqueued_at']:%Y-%m-%d %H:%M:%S}",
                 r["attempts"],
+                *([_when(r["run_at"])] if with_run_at else []),
                 *([short_error(r["exc_info"])] if with_error else []),
             ]
             for r in rows
         ),
     )
+
+
+def _when(value: Any) -> str:
+    return "" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
 
 
 def check_queue_filter(state: CliState, queue: str) -> None:
@@ -266,6 +318,23 @@ def jobs_stop(state: CliState, job_id: str) -> None:
         status = stop_job(found)
     word = "stop requested (the worker stops it within ~1 s)" if status == "started" else status
     echo(f"{job_id}: {word}")
+
+
+@jobs_group.command("run-now")
+@click.argument("job_id")
+@pass_state
+def jobs_run_now(state: CliState, job_id: str) -> None:
+    """Queue a scheduled job (delayed, or waiting for a retry) now instead of at its time."""
+    from jobbench.jobs.job import get_job, run_job_now
+
+    with job_site(state, job_id) as found:
+        if not run_job_now(found):
+            job = get_job(found)
+            raise JobbenchError(
+                f"{job_id} is {job.status if job else 'gone'}, not scheduled; only a delayed "
+                "job or one waiting for a retry can be run now"
+            )
+    echo(f"{job_id}: queued")
 
 
 @jobs_group.command("retry")

@@ -80,12 +80,13 @@ def _print_pending(groups: list[dict[str, Any]], title: str) -> None:
     if not groups:
         echo(f"{title}: none")
         return
-    print_table(
-        ["site", "queue", "method", "queued", "started", "retry wait"],
+    print_table(  # scheduled: delayed jobs and retries, "next run" the earliest of them
+        ["site", "queue", "method", "queued", "started", "scheduled", "next run"],
         (
             [
                 *(g["site"], g["queue"], g["method"]),
                 *(g["counts"].get(s, 0) for s in ("queued", "started", "scheduled")),
+                _next_run(g.get("next_run")),
             ]
             for g in groups
         ),
@@ -93,12 +94,21 @@ def _print_pending(groups: list[dict[str, Any]], title: str) -> None:
     )
 
 
+def _next_run(epoch: float | None) -> str:
+    import datetime as dt
+
+    if epoch is None:
+        return ""
+    return f"{dt.datetime.fromtimestamp(epoch, tz=dt.UTC):%Y-%m-%d %H:%M:%S}"
+
+
 @cli.command("show-pending-jobs")
 @click.option("--queue", help="Only this queue.")
 @format_option
 @pass_state
 def show_pending_jobs(state: CliState, queue: str | None, fmt: str) -> None:
-    """Pending jobs (queued, running, waiting for a retry) per site and queue, by method."""
+    """Pending jobs (queued, running, scheduled: delayed or waiting for a retry) per site and
+    queue, by method, with the next run time of the scheduled ones."""
     inspector = _inspector(state)
     if queue:
         _check_queue(state, queue)

@@ -1,4 +1,5 @@
-"""enqueue, enqueue_doc and the @task decorator (README, "Background jobs").
+"""enqueue, enqueue_in / enqueue_at (delayed jobs), enqueue_doc and the @task decorator (README,
+"Background jobs"). enqueue_many (bulk) is in jobs/bulk.py and builds its records here.
 
 Everything a worker would trip over is refused here, before anything is written: an unknown
 queue, a method workers cannot import by name, a dotted path that does not resolve, an unknown
@@ -7,14 +8,20 @@ doctype, an argument the serializer cannot carry, a bad timeout or retry count.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import importlib
 import inspect
+import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from jobbench.brokers.base import Broker
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, current, get_controller
 from jobbench.errors import JobError, MethodNotFound, PayloadTooLarge, UnimportableMethod
@@ -142,6 +149,93 @@ def _payload(local: SiteLocal, kwargs: dict[str, Any], secret: str) -> tuple[byt
 
 
 QUEUE_STARVATION_THRESHOLD = 16  # Frappe's: at_front_when_starved above this many queued jobs
+MAX_DELAY = float(MAX_TIMEOUT)  # seconds (68 years): a later run time is surely a mistake
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    """How a job is enqueued: ``enqueue``'s options, shared with enqueue_in/at and the specs
+    of enqueue_many (see ``enqueue`` for each)."""
+
+    queue: str = "default"
+    timeout: int | float | None = None
+    event: str | None = None
+    job_name: str | None = None
+    enqueue_after_commit: bool = False
+    on_success: str | Callable[..., Any] | None = None
+    on_failure: str | Callable[..., Any] | None = None
+    at_front: bool = False
+    job_id: str | None = None
+    deduplicate: bool = False
+    at_front_when_starved: bool = False
+    track_job: bool = False
+    retry: int = 0
+    once_key: str | None = None
+
+
+OPTION_NAMES = frozenset(f.name for f in dataclass_fields(EnqueueOptions))
+# enqueue's options that run the job here and now, with the values that do not
+_RUN_LATER: dict[str, bool] = {"now": False, "is_async": True, "async": True}
+RUN_NOW_OPTIONS = frozenset(_RUN_LATER)
+
+
+_ID_POOL = 64
+
+
+class RecordBuilder:
+    """Builds and signs job records for one site, as ``enqueue`` writes them.
+
+    Made once per call (once per batch for enqueue_many): the site's secret is read once, and
+    each method's allowed dotted path is resolved once however many jobs name it."""
+
+    def __init__(self, local: SiteLocal) -> None:
+        self.local = local
+        self.secret = trust.secret_of(local.conf, f"site {local.site!r}")
+        self._paths: dict[tuple[Any, str], str] = {}
+        self._timeouts: dict[str, int] = {}
+        self._ids: list[str] = []
+
+    def new_id(self) -> str:
+        """A random job id (128 bits, 32 hex digits like uuid4().hex), drawn from a pool
+        filled 64 at a time: one urandom call instead of one per job of a batch."""
+        if not self._ids:
+            pool = os.urandom(16 * _ID_POOL).hex()
+            self._ids = [pool[i : i + 32] for i in range(0, len(pool), 32)]
+        return self._ids.pop()
+
+    def path(self, method: str | Callable[..., Any], role: str) -> str:
+        key = (method, role)
+        if key not in self._paths:
+            self._paths[key] = _allowed_path(method, self.local, role)
+        return self._paths[key]
+
+    def record(
+        self, method: str | Callable[..., Any], opts: EnqueueOptions, kwargs: dict[str, Any]
+    ) -> JobRecord:
+        """The signed record, or the JobError that says why ``enqueue`` would refuse it."""
+        local = self.local
+        if opts.queue not in self._timeouts:
+            self._timeouts[opts.queue] = validate_queue(local.conf, opts.queue)
+        if opts.event is not None and not isinstance(opts.event, str):
+            raise JobError(f"event must be a string, got {opts.event!r}")
+        path = self.path(method, "method")
+        record = JobRecord(
+            id=full_id(local.site, _job_id(opts.job_id, opts.deduplicate) or self.new_id()),
+            site=local.site,
+            queue=opts.queue,
+            method=path,
+            payload=b"",
+            user=local.session.user,
+            timeout=_timeout(opts.timeout, self._timeouts[opts.queue]),
+            job_name=opts.job_name or path,
+            retries_left=_retries(opts.retry),
+            on_success=self.path(opts.on_success, "on_success") if opts.on_success else None,
+            on_failure=self.path(opts.on_failure, "on_failure") if opts.on_failure else None,
+            event=opts.event or None,
+        )
+        record.payload, record.serializer = _payload(local, kwargs, self.secret)
+        trust.sign(record, self.secret)
+        return record
 
 
 def enqueue(
@@ -187,11 +281,14 @@ def enqueue(
     * ``at_front``: the head of the queue; ``at_front_when_starved``: the head only when the
       queue already holds more than 16 queued jobs (Frappe's starvation threshold).
     * ``job_id`` (namespaced by site), ``deduplicate`` (needs ``job_id``: skip, returning None,
-      while a job with that id is queued, started or waiting for a retry).
+      while a job with that id is queued, started or waiting for a retry or its run time).
     * ``track_job``, ``retry`` (jobbench's): a Background Task document that follows the job;
       up to ``retry`` re-runs with backoff.
     * ``once_key`` (used by the scheduler for slot identities): the broker enqueues at most
       one job per key; a repeat returns None.
+
+    To run the job later, use ``enqueue_in`` / ``enqueue_at`` (same options); for many jobs
+    in one round trip, ``enqueue_many``.
 
     Returns the ``Job`` handle, or None when nothing was enqueued (yet)."""
     is_async = kwargs.pop("async", is_async)  # Frappe's legacy spelling
@@ -199,30 +296,80 @@ def enqueue(
     if now or not is_async:
         fn = method if callable(method) else resolve(method_path(method))
         return aio.settle(call_with_accepted_kwargs(fn, kwargs))  # async def: run to the end
-    default_timeout = validate_queue(local.conf, queue)
-    if event is not None and not isinstance(event, str):
-        raise JobError(f"event must be a string, got {event!r}")
-    secret = trust.secret_of(local.conf, f"site {local.site!r}")
-    path = _allowed_path(method, local, "method")
-    record = JobRecord(
-        id=full_id(local.site, _job_id(job_id, deduplicate)),
-        site=local.site,
-        queue=queue,
-        method=path,
-        payload=b"",
-        user=local.session.user,
-        timeout=_timeout(timeout, default_timeout),
-        job_name=job_name or path,
-        retries_left=_retries(retry),
-        on_success=_allowed_path(on_success, local, "on_success") if on_success else None,
-        on_failure=_allowed_path(on_failure, local, "on_failure") if on_failure else None,
-        event=event or None,
-    )
-    record.payload, record.serializer = _payload(local, kwargs, secret)
-    trust.sign(record, secret)
-    opts = _PushOptions(at_front, at_front_when_starved, deduplicate, track_job, once_key)
-    push = functools.partial(_push, local, record, opts, kwargs)
-    if enqueue_after_commit:
+    opts = EnqueueOptions(
+        queue, timeout, event, job_name, enqueue_after_commit, on_success, on_failure,
+        at_front, job_id, deduplicate, at_front_when_starved, track_job, retry, once_key,
+    )  # fmt: skip
+    return _enqueue_one(local, method, opts, kwargs, None)
+
+
+def enqueue_in(
+    delay: float | dt.timedelta, method: str | Callable[..., Any], /, **kwargs: Any
+) -> Any:
+    """``enqueue`` to run ``delay`` (seconds, or a timedelta) from now.
+
+    Takes ``enqueue``'s options as keywords (queue, timeout, job_id, deduplicate, at_front,
+    track_job, enqueue_after_commit, ...); the other keywords go to the method. The job waits
+    as ``scheduled`` until its time, then is queued (at the head of its queue with
+    ``at_front``). The delay counts from this call, also with ``enqueue_after_commit``."""
+    return _delayed(time.time() + delay_seconds(delay), method, kwargs)
+
+
+def enqueue_at(when: dt.datetime, method: str | Callable[..., Any], /, **kwargs: Any) -> Any:
+    """``enqueue`` to run at ``when``: an aware datetime, or a naive one read in the site's
+    time zone (as documents store times; in a repeated DST hour, its first occurrence). A
+    time already past runs as soon as a worker is free. Options as ``enqueue_in``."""
+    local = current()
+    return _delayed(run_at_epoch(when, local.time_zone()), method, kwargs)
+
+
+def run_at_epoch(when: Any, zone: str) -> float:
+    """Epoch seconds of a datetime; a naive one is wall time in ``zone``."""
+    if not isinstance(when, dt.datetime):
+        raise JobError(f"enqueue_at needs a datetime, got {type(when).__name__} {when!r}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        when = when.replace(tzinfo=ZoneInfo(zone))
+    epoch = float(when.timestamp())
+    if epoch - time.time() > MAX_DELAY:
+        raise JobError(f"run time {when.isoformat()} is more than 68 years away")
+    return epoch
+
+
+def delay_seconds(delay: Any) -> float:
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise JobError(f"the delay must be seconds (a number) or a timedelta, got {delay!r}")
+    if not 0 <= seconds <= MAX_DELAY:  # NaN fails both comparisons
+        raise JobError(f"the delay must be between 0 and {MAX_TIMEOUT} seconds, got {delay!r}")
+    return float(seconds)
+
+
+def split_options(kwargs: dict[str, Any], what: str) -> tuple[EnqueueOptions, dict[str, Any]]:
+    """``enqueue``'s options out of ``kwargs``; the rest are the method's arguments.
+    Options that run the job here and now are refused: ``what`` cannot."""
+    asked = sorted(k for k in _RUN_LATER.keys() & kwargs.keys() if bool(kwargs[k]) != _RUN_LATER[k])
+    if asked:
+        raise JobError(f"{what} cannot run now ({', '.join(asked)}); call enqueue(now=True)")
+    options = {k: kwargs[k] for k in kwargs if k in OPTION_NAMES}
+    rest = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES and k not in _RUN_LATER}
+    return EnqueueOptions(**options), rest
+
+
+def _delayed(run_at: float, method: str | Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    opts, job_kwargs = split_options(kwargs, "a delayed job")
+    return _enqueue_one(current(), method, opts, job_kwargs, run_at)
+
+
+def _enqueue_one(
+    local: SiteLocal,
+    method: str | Callable[..., Any],
+    opts: EnqueueOptions,
+    kwargs: dict[str, Any],
+    run_at: float | None,
+) -> Job | None:
+    record = RecordBuilder(local).record(method, opts, kwargs)
+    push = functools.partial(_push, local, record, opts, kwargs, run_at)
+    if opts.enqueue_after_commit:
         local.db.after_commit.add(push)
         return None
     return push()
@@ -239,12 +386,13 @@ def _allowed_path(method: str | Callable[..., Any], local: SiteLocal, role: str)
     return path
 
 
-def _job_id(job_id: str | None, deduplicate: bool) -> str:
+def _job_id(job_id: str | None, deduplicate: bool) -> str | None:
+    """The caller's job id, checked; None when there is none (a new random one is made)."""
     if job_id is not None and (not isinstance(job_id, str) or not job_id):
         raise JobError(f"job_id must be a non-empty string, got {job_id!r}")
     if deduplicate and not job_id:
         raise JobError("deduplicate=True needs a job_id to recognise the duplicate")
-    return job_id or uuid.uuid4().hex
+    return job_id
 
 
 def _retries(retry: Any) -> int:
@@ -253,17 +401,16 @@ def _retries(retry: Any) -> int:
     return retry
 
 
-@dataclass(frozen=True)
-class _PushOptions:
-    at_front: bool
-    at_front_when_starved: bool
-    deduplicate: bool
-    track_job: bool
-    once_key: str | None
+def starved(broker: Broker, queue: str) -> bool:
+    return broker.queue_length(queue) > QUEUE_STARVATION_THRESHOLD
 
 
 def _push(
-    local: SiteLocal, record: JobRecord, opts: _PushOptions, kwargs: dict[str, Any]
+    local: SiteLocal,
+    record: JobRecord,
+    opts: EnqueueOptions,
+    kwargs: dict[str, Any],
+    run_at: float | None,
 ) -> Job | None:
     """Hand the record to the broker. A tracked job's Background Task is created first (a
     worker may pick the job up at once) and removed again if the broker does not take it."""
@@ -271,18 +418,15 @@ def _push(
     if opts.track_job:
         record.task_id = uuid.uuid4().hex
         tracking.create_task(local, record, kwargs)
-    max_queued = local.conf.get("max_queued_jobs")
-    at_front = opts.at_front or (
-        opts.at_front_when_starved
-        and broker.queue_length(record.queue) > QUEUE_STARVATION_THRESHOLD
-    )
+    at_front = opts.at_front or (opts.at_front_when_starved and starved(broker, record.queue))
     try:
         taken = broker.enqueue(
             record,
             at_front=at_front,
             deduplicate=opts.deduplicate,
-            max_queued=int(max_queued) if max_queued else None,
+            max_queued=max_queued(local),
             once_key=opts.once_key,
+            run_at=run_at,
         )
     except BaseException:
         tracking.delete_task(local, record.task_id)
@@ -291,6 +435,11 @@ def _push(
         tracking.delete_task(local, record.task_id)
         return None
     return Job(record, broker, str(local.conf.secret_key or ""))
+
+
+def max_queued(local: SiteLocal) -> int | None:
+    value = local.conf.get("max_queued_jobs")
+    return int(value) if value else None
 
 
 def enqueue_doc(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from jobbench.brokers.base import Broker
+from jobbench.errors import JobFailed, JobWaitTimeout, NoSuchJobError
 from jobbench.jobs import serializer
 from jobbench.jobs.record import PENDING_STATUSES, JobRecord, JobStatus, full_id, split_id
 
@@ -124,6 +126,17 @@ class Job:
         return _when(self._record.ended_at)
 
     @property
+    def run_at(self) -> dt.datetime | None:
+        """When a ``scheduled`` job is due: a delayed job's run time, or a retry's; else None."""
+        if self._record.status != JobStatus.SCHEDULED:
+            return None
+        return _when(self._record.retry_at)
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.status == "scheduled"
+
+    @property
     def is_finished(self) -> bool:
         return self.status == "finished"
 
@@ -148,6 +161,29 @@ class Job:
     def get_position(self) -> int | None:
         return self._broker.position(self._record.id)
 
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the job ends and return its result (through retries, and a delayed
+        job's wait for its run time); ``timeout`` in seconds, None for no limit.
+
+        Raises ``JobFailed`` when it failed, was stopped or canceled (type, message and
+        remote traceback of its exception attached), ``JobWaitTimeout`` (a TimeoutError) when
+        ``timeout`` passes first, ``NoSuchJobError`` when its record is gone (deleted, or its
+        result expired). Blocks on the broker, not in a sleep loop: it returns within a few
+        milliseconds of the job's end. Waiting inside a job on a job of the same queue can
+        wait forever when no other worker is free to run it."""
+        record = self._broker.wait_final(self._record.id, timeout)
+        if record is None:
+            raise NoSuchJobError(
+                f"job {self.id!r} is gone: deleted, or its record expired (rq_results_ttl, "
+                "rq_job_failure_ttl)"
+            )
+        self._record = record
+        if record.status == JobStatus.FINISHED:
+            return self.result
+        if record.status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            raise job_failure(record)
+        raise JobWaitTimeout(f"job {self.id!r} is still {record.status} after {timeout} s")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -164,12 +200,53 @@ class Job:
             "progress": self.progress,
             "stage": self.stage,
             "enqueued_at": self.enqueued_at,
+            "run_at": self.run_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "kwargs": self.kwargs,
             "result": _safe(lambda: self.result),
             "exc_info": self.exc_info,
         }
+
+
+_ENDED = {"failed": "failed", "stopped": "was stopped", "canceled": "was canceled"}
+# The last line of a Python traceback: "ValueError: boom", "pkg.mod.MyError", "KeyError: 'x'"
+_LAST_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?:: (?P<message>.*))?$", re.DOTALL)
+
+
+def job_failure(record: JobRecord) -> JobFailed:
+    """The JobFailed a waiter gets for a job that ended without a result."""
+    text = record.exc_info or ""
+    exc_type, exc_message = _last_exception(text)
+    what = f"job {record.job_id!r} {_ENDED.get(record.status, record.status)}"
+    if exc_type is not None:
+        message = f"{what}: {exc_type}" + (f": {exc_message}" if exc_message else "")
+    elif text.strip():
+        message = f"{what}: {text.strip().splitlines()[0]}"
+    else:
+        message = what
+    return JobFailed(
+        message,
+        job_id=record.job_id,
+        status=str(record.status),
+        exc_type=exc_type,
+        exc_message=exc_message,
+        remote_traceback=record.exc_info,
+    )
+
+
+def _last_exception(text: str) -> tuple[str | None, str | None]:
+    """(type, message) of the exception a traceback ends with: the lines after its last
+    (indented) frame line; (None, None) for a reason that is not a traceback ("stopped on
+    request", "worker died: ...")."""
+    if "Traceback (most recent call last):" not in text:
+        return None, None
+    lines = text.rstrip().splitlines()
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith(" ")), default=0)
+    match = _LAST_LINE.match("\n".join(lines[last_frame + 1 :]).strip())
+    if match is None:
+        return None, None
+    return match["type"], match["message"]
 
 
 def _safe(fn: Any) -> Any:
@@ -199,6 +276,16 @@ def get_job(job_id: str) -> Job | None:
     site, broker, secret = _site_broker()
     record = broker.get(full_id(site, job_id))
     return None if record is None else Job(record, broker, secret)
+
+
+def get_result(job_id: str, timeout: float | None = None) -> Any:
+    """Wait for the job ``job_id`` of the current site to end and return its result; see
+    ``Job.wait`` (JobFailed, JobWaitTimeout). NoSuchJobError when there is no such job."""
+    job = get_job(job_id)
+    if job is None:
+        site, _, _ = _site_broker()
+        raise NoSuchJobError(f"no job {job_id!r} on site '{site}'")
+    return job.wait(timeout)
 
 
 def get_job_status(job_id: str) -> str | None:
@@ -332,8 +419,6 @@ def _doc_refs(value: Any) -> Any:
 
 # -- control ------------------------------------------------------------------------------------
 def _require(job_id: str) -> tuple[str, Broker, JobRecord]:
-    from jobbench.errors import NoSuchJobError
-
     site, broker, _ = _site_broker()
     record = broker.get(full_id(site, job_id))
     if record is None:
@@ -353,6 +438,13 @@ def stop_job(job_id: str) -> str:
 
         sync_task(broker, current().bench, record.id, "canceled before it started")
     return str(status)
+
+
+def run_job_now(job_id: str) -> bool:
+    """Queue a scheduled job (delayed, or waiting for a retry) now instead of at its time.
+    False if it is not scheduled."""
+    _, broker, record = _require(job_id)
+    return broker.run_now(record.id)
 
 
 def retry_job(job_id: str) -> bool:

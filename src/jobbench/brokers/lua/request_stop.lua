@@ -9,6 +9,7 @@ if not status then return false end
 if status == 'queued' or status == 'scheduled' then
   unindex(id, h[2], status)
   redis.call('HSET', key, 'status', 'canceled', 'ended_at', ARGV[3])
+  redis.call('HDEL', key, 'front')  -- a requeue later goes to the tail
   finalize(id, h[2], 'canceled', h[3], ARGV[4], ARGV[5])
   return 'canceled'
 end

@@ -10,7 +10,7 @@ unindex(id, queue, h[1])
 redis.call('PERSIST', key)
 redis.call('DEL', P .. 'done:' .. id)  -- its last end is no longer news
 redis.call('HDEL', key, 'result', 'exc_info', 'ended_at', 'started_at', 'worker', 'expires_at',
-  'progress', 'stage')
+  'progress', 'stage', 'front')
 redis.call('HSET', key, 'status', 'queued', 'stop_requested', '0', 'enqueued_at', now)
 redis.call('RPUSH', qkey(queue), id)
 redis.call('ZADD', idx(queue, 'queued'), now, id)
