@@ -1,12 +1,12 @@
 """A tracked job replaced by a job with the same id: its Background Task ends Cancelled
-(jobbench.jobs.tracking.end_replaced) instead of staying Queued at 0 % forever."""
+(enqueue calls jobbench.jobs.tracking.end_replaced) instead of staying Queued at 0 % forever."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jobbench
-from jobbench.jobs.tracking import REPLACED, end_replaced
+from jobbench.jobs.tracking import REPLACED
 
 from .jobs_helpers import (
     Engine,
@@ -28,9 +28,7 @@ def _tasks(engine: Engine, job_id: str) -> dict[str, Any]:
 def test_the_replaced_jobs_task_ends_cancelled_and_the_new_one_runs(engine: Engine) -> None:
     method = jobs_path("own_task_status")
     first = enqueue(engine, method, track_job=True, job_id="same")
-    second = enqueue(engine, method, track_job=True, job_id="same")
-    with engine.ctx() as local:
-        end_replaced(local, second.record)
+    second = enqueue(engine, method, track_job=True, job_id="same")  # enqueue ends the first
 
     tasks = _tasks(engine, "same")
     old, new = tasks[first.task_id], tasks[second.task_id]
@@ -50,8 +48,6 @@ def test_ended_tasks_and_other_ids_are_left_alone(engine: Engine) -> None:
     other = enqueue(engine, method, track_job=True, job_id="other")
     engine.run_worker("default")
     later = enqueue(engine, method, track_job=True, job_id="again")
-    with engine.ctx() as local:
-        end_replaced(local, later.record)
 
     assert _tasks(engine, "again")[done.task_id]["status"] == "Completed"
     assert _tasks(engine, "other")[other.task_id]["status"] == "Completed"

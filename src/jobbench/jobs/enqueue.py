@@ -434,6 +434,8 @@ def _push(
     if not taken:
         tracking.delete_task(local, record.task_id)
         return None
+    if opts.job_id is not None:  # it may have replaced a pending job with that id
+        tracking.end_replaced(local, record)
     return Job(record, broker, str(local.conf.secret_key or ""))
 
 
