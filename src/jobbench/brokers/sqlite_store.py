@@ -191,9 +191,12 @@ class _Batch:
     def pos(self, queue: str, at_front: bool) -> int:
         ends = self.ends.get(queue)
         if ends is None:
+            # Two subqueries, not MIN(pos), MAX(pos) in one: SQLite answers a lone MIN or MAX
+            # from the jobs_queued index in O(log n), but both at once with a scan of the queue.
             ends = list(
                 self.conn.execute(
-                    "SELECT MIN(pos), MAX(pos) FROM jobs WHERE queue = ? AND status = 'queued'",
+                    "SELECT (SELECT MIN(pos) FROM jobs WHERE queue = ?1 AND status = 'queued'), "
+                    "(SELECT MAX(pos) FROM jobs WHERE queue = ?1 AND status = 'queued')",
                     (queue,),
                 ).fetchone()
             )
