@@ -260,6 +260,7 @@ class _Teller:
         self._lines: list[bytes] = []
         self._lock = threading.Lock()  # job threads report too; lines never interleave
         self._last = 0.0
+        self._waiting = threading.Event()  # lines are buffered: the flusher has work
         threading.Thread(target=self._flusher, name="jobbench-teller", daemon=True).start()
 
     def tell(self, *events: list[object]) -> None:
@@ -267,6 +268,8 @@ class _Teller:
             self._lines.extend(json.dumps(e).encode() + b"\n" for e in events)
             if time.monotonic() - self._last >= FLUSH_EVERY:
                 self._flush()
+            elif not self._waiting.is_set():
+                self._waiting.set()
 
     def flush(self) -> None:
         with self._lock:
@@ -281,8 +284,11 @@ class _Teller:
 
     def _flusher(self) -> None:
         while True:
+            self._waiting.wait()  # asleep while nothing is buffered (an idle worker)
             time.sleep(FLUSH_EVERY)
-            self.flush()
+            with self._lock:
+                self._waiting.clear()
+                self._flush()
 
 
 @dataclass
