@@ -136,3 +136,28 @@ def test_delayed_specs_and_a_batch_after_commit(engine: Engine) -> None:
     assert engine.record("rb") is None
     assert engine.wait_status("ac", "finished").result == b"3"
     assert later.refresh().status == "scheduled"
+
+
+def test_tracked_jobs_a_batch_replaces_end_cancelled(engine: Engine) -> None:
+    """As with enqueue: a spec with the id of a pending tracked job (or of an earlier spec)
+    replaces it, and the replaced job's Background Task ends Cancelled."""
+    from jobbench.jobs.tracking import REPLACED
+
+    method = jobs_path("noop")
+    with engine.ctx():
+        first = jobbench.enqueue(method, job_id="same", track_job=True)
+        jobs = jobbench.enqueue_many(
+            [
+                {"method": method, "job_id": "same", "track_job": True},
+                {"method": method, "job_id": "twice", "track_job": True},
+                {"method": method, "job_id": "twice", "track_job": True},
+            ]
+        )
+    rows = committed(
+        engine,
+        lambda: jobbench.get_all("Background Task", fields=["task_id", "status", "exception"]),
+    )
+    status = {r["task_id"]: (r["status"], r["exception"]) for r in rows}
+    assert status[first.task_id] == ("Cancelled", REPLACED)
+    assert status[jobs[1].task_id] == ("Cancelled", REPLACED)  # replaced by the spec after it
+    assert status[jobs[0].task_id][0] == status[jobs[2].task_id][0] == "Queued"

@@ -53,6 +53,9 @@ class EnqueueItem:
     deduplicate: bool = False
     once_key: str | None = None
     run_at: float | None = None
+    # The id was just made at random (128 bits): no stored record can have it, so the broker
+    # may skip looking for one to replace. Only a hint; False is always correct.
+    new_id: bool = False
 
 
 @dataclass(frozen=True)

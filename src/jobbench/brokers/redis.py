@@ -51,22 +51,17 @@ an idle worker queues and takes a delayed job within milliseconds of its time.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import fields
-from functools import cache
-from importlib import resources
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 from redis.commands.core import Script
 
 from jobbench.brokers.base import (
     DURATION_BUCKETS,
-    ONCE_TTL,
     Broker,
     DurationHistogram,
     EnqueueItem,
@@ -74,99 +69,30 @@ from jobbench.brokers.base import (
     WorkerInfo,
     cumulative,
 )
+from jobbench.brokers.redis_codec import (
+    enqueue_args,
+    finish_args,
+    hide_password,
+    le,
+    live_record,
+    lua_sources,
+    ms,
+    opt,
+    opt_num,
+    record_from_flat,
+)
 from jobbench.errors import BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
+__all__ = ["WORKER_DIED", "RedisBroker", "hide_password", "lua_sources"]
+
 WORKER_DIED = "worker died: its heartbeat expired while the job was running"
-_BYTES_FIELDS = frozenset({"payload", "result"})
-_FIELDS = tuple(f.name for f in fields(JobRecord))
 _CLEANUP_BATCH = 1000
 _MIN_BLOCK = 0.001
+# Redis ends a blocking call's timeout on its own timer (hz 10: up to 100 ms late), so a
+# claimer waiting for a due job blocks until this long before it, then sleeps the rest here.
+_TIMER_SLACK = 0.1
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-
-@cache
-def lua_sources() -> dict[str, str]:
-    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua``.
-
-    Read once per process; the broker registers them (``register_script``) per connection."""
-    folder = resources.files("jobbench.brokers") / "lua"
-    common = (folder / "common.lua").read_text(encoding="utf-8")
-    return {
-        entry.name.removesuffix(".lua"): common + "\n" + entry.read_text(encoding="utf-8")
-        for entry in folder.iterdir()
-        if entry.name.endswith(".lua") and entry.name != "common.lua"
-    }
-
-
-def _finish_args(
-    job_id: str, worker: str, result: bytes | None, keep: Retention
-) -> tuple[Any, ...]:
-    now = time.time()
-    expires = now + keep.results_ttl
-    payload = b"" if result is None else result
-    return (job_id, worker, now, int(result is not None), payload, expires, _ms(expires))
-
-
-def hide_password(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _ms(seconds: float) -> str:
-    """Whole milliseconds, rounded up, as Redis' PX/PEXPIREAT want them."""
-    return str(max(1, math.ceil(seconds * 1000)))
-
-
-def _opt(value: str | None) -> str:
-    return "" if value is None else value
-
-
-def _record(flat: Sequence[bytes]) -> JobRecord:
-    """A record from HGETALL's flat ``[field, value, ...]`` list (bytes kept for payload/result)."""
-    data: dict[str, Any] = {}
-    for i in range(0, len(flat), 2):
-        name = flat[i].decode()
-        value = flat[i + 1]
-        data[name] = value if name in _BYTES_FIELDS else value.decode()
-    return JobRecord.from_mapping(data)
-
-
-# Counters a new record starts at 0: left out of its hash (a missing field reads as 0, and the
-# scripts HINCRBY them from nothing), which keeps a bulk enqueue's arguments short.
-_ZERO_DEFAULTS = frozenset({"attempts", "retries_left", "retry_count", "stop_requested"})
-
-
-def _fields(record: JobRecord, **override: Any) -> list[Any]:
-    """The record as a flat ``[field, value, ...]`` list for HSET, None fields left out."""
-    out: list[Any] = []
-    values = {**record.__dict__, **override}
-    for name in _FIELDS:
-        value = values[name]
-        if value is not None and not (value == 0 and name in _ZERO_DEFAULTS):
-            out.append(name)
-            out.append(value)
-    return out
-
-
-def _item_args(item: EnqueueItem, now: float) -> list[Any]:
-    """One item of the enqueue script's ARGV (see lua/enqueue.lua)."""
-    record = item.record
-    delayed = item.run_at is not None and item.run_at > now
-    flags = f"{int(item.at_front)}{int(item.deduplicate)}{int(item.once_key is not None)}"
-    if delayed:
-        fields = _fields(record, status=JobStatus.SCHEDULED, retry_at=item.run_at)
-    else:
-        fields = _fields(record, status=JobStatus.QUEUED)
-    head = [record.id, record.queue, flags, _opt(item.once_key), item.run_at if delayed else ""]
-    return [*head, record.enqueued_at, len(fields) // 2, *fields]
 
 
 class RedisBroker(Broker):
@@ -247,10 +173,7 @@ class RedisBroker(Broker):
         if not items:
             return []
         now = time.time()
-        args: list[Any] = [now, now + ONCE_TTL, "" if max_queued is None else max_queued]
-        for item in items:
-            args += _item_args(item, now)
-        done = self._run("enqueue", *args)
+        done = self._run("enqueue", *enqueue_args(items, now, max_queued))
         if done and done[0] == -1:
             raise QueueOverloaded(
                 f"queue '{done[1].decode()}' already holds {max_queued} jobs (max_queued_jobs); "
@@ -284,10 +207,10 @@ class RedisBroker(Broker):
             self.finish(job_id, worker, result, keep)
             return None
         _, client, scripts = self._connection()
-        finish_args = (self.prefix, *_finish_args(job_id, worker, result, keep))
+        finishing = (self.prefix, *finish_args(job_id, worker, result, keep))
         try:
             pipe = client.pipeline(transaction=False)
-            pipe.evalsha(scripts["finish"].sha, 0, *finish_args)
+            pipe.evalsha(scripts["finish"].sha, 0, *finishing)
             pipe.evalsha(scripts["claim"].sha, 0, self.prefix, worker, time.time(), *queues)
             finished, claimed = pipe.execute(raise_on_error=False)
         except _REDIS_ERRORS as exc:
@@ -301,7 +224,7 @@ class RedisBroker(Broker):
             self.finish(job_id, worker, result, keep)
         if isinstance(claimed, redis.exceptions.NoScriptError):
             return self.claim(queues, worker, 0.0)
-        return _record(claimed) if isinstance(claimed, list) and claimed else None
+        return record_from_flat(claimed) if isinstance(claimed, list) and claimed else None
 
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:
@@ -310,12 +233,16 @@ class RedisBroker(Broker):
         while True:
             reply = self._run("claim", worker, time.time(), *queues)
             if isinstance(reply, list) and reply:
-                return _record(reply)
+                return record_from_flat(reply)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             if isinstance(reply, bytes):  # nothing queued; a scheduled job falls due then
-                remaining = min(remaining, float(reply) - time.time())
+                until_due = float(reply) - time.time()
+                if until_due <= _TIMER_SLACK and until_due < remaining:
+                    time.sleep(max(0.0, until_due))  # then claim: it queues the due job
+                    continue
+                remaining = min(remaining, until_due - _TIMER_SLACK)
             self._wait(queues, remaining)
 
     def _block_limit(self) -> float:
@@ -336,7 +263,7 @@ class RedisBroker(Broker):
             self._unavailable(exc)
 
     def finish(self, job_id: str, worker: str, result: bytes | None, keep: Retention) -> bool:
-        done = self._run("finish", *_finish_args(job_id, worker, result, keep))
+        done = self._run("finish", *finish_args(job_id, worker, result, keep))
         return bool(done)
 
     def fail(
@@ -352,12 +279,12 @@ class RedisBroker(Broker):
         done = self._run(
             "fail",
             job_id,
-            _opt(worker),
+            opt(worker),
             exc_info,
             now,
             "" if retry_at is None else retry_at,
             expires,
-            _ms(expires),
+            ms(expires),
             keep.failed_limit,
         )
         return bool(done)
@@ -365,14 +292,14 @@ class RedisBroker(Broker):
     def mark_stopped(self, job_id: str, worker: str | None, reason: str, keep: Retention) -> bool:
         now = time.time()
         expires = now + keep.failure_ttl
-        done = self._run("mark_stopped", job_id, _opt(worker), reason, now, expires, _ms(expires))
+        done = self._run("mark_stopped", job_id, opt(worker), reason, now, expires, ms(expires))
         return bool(done)
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
         now = time.time()
         expires = now + keep.failure_ttl
-        status = self._run("request_stop", job_id, now, expires, _ms(expires))
+        status = self._run("request_stop", job_id, now, expires, ms(expires))
         return None if status is None else str(JobStatus(status.decode()))
 
     def run_now(self, job_id: str) -> bool:
@@ -393,23 +320,23 @@ class RedisBroker(Broker):
         wanted = [str(s) for s in statuses if s != JobStatus.STARTED]
         if not wanted:
             return 0
-        return int(self._run("purge", _opt(queue), _opt(site), *wanted))
+        return int(self._run("purge", opt(queue), opt(site), *wanted))
 
     def set_progress(self, job_id: str, progress: float | None, stage: str | None) -> None:
         self._run(
             "set_progress",
             job_id,
             int(progress is not None),
-            _opt_num(progress),
+            opt_num(progress),
             int(stage is not None),
-            _opt(stage),
+            opt(stage),
         )
 
     # -- liveness -----------------------------------------------------------------------------
     def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
         info.heartbeat = time.time()
         self._run(
-            "heartbeat", info.name, json.dumps(info.to_mapping()), info.heartbeat + ttl, _ms(ttl)
+            "heartbeat", info.name, json.dumps(info.to_mapping()), info.heartbeat + ttl, ms(ttl)
         )
 
     def unregister_worker(self, name: str) -> None:
@@ -424,7 +351,7 @@ class RedisBroker(Broker):
         real_now = time.time()
         expires = real_now + keep.failure_ttl
         settled = self._run(
-            "reap", at, WORKER_DIED, real_now, expires, _ms(expires), keep.failed_limit
+            "reap", at, WORKER_DIED, real_now, expires, ms(expires), keep.failed_limit
         )
         return [job_id.decode() for job_id in settled]
 
@@ -451,7 +378,7 @@ class RedisBroker(Broker):
         expires = data.get(b"expires_at")
         if expires is not None and float(expires) <= time.time():
             return None
-        return _record([item for pair in data.items() for item in pair])
+        return record_from_flat([item for pair in data.items() for item in pair])
 
     def wait_final(self, job_id: str, timeout: float | None = None) -> JobRecord | None:
         """Check (raising the waiter's flag while pending), then block on ``done:<id>``; a
@@ -461,8 +388,8 @@ class RedisBroker(Broker):
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             block = self._block_limit() if left is None else min(left, self._block_limit())
-            flat = self._run("wait_check", job_id, _ms(block + 2.0))
-            record = _live_record(flat)
+            flat = self._run("wait_check", job_id, ms(block + 2.0))
+            record = live_record(flat)
             if record is None or record.status in FINAL_STATUSES:
                 return record
             if block <= 0:
@@ -486,9 +413,9 @@ class RedisBroker(Broker):
         offset: int = 0,
     ) -> list[JobRecord]:
         rows = self._run(
-            "find", time.time(), _opt(queue), _opt(status), _opt(site), limit, max(0, offset)
+            "find", time.time(), opt(queue), opt(status), opt(site), limit, max(0, offset)
         )
-        return [_record(flat) for flat in rows]
+        return [record_from_flat(flat) for flat in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         flat = self._run("counts", time.time())
@@ -525,7 +452,7 @@ class RedisBroker(Broker):
         return result
 
     def durations(self) -> dict[str, DurationHistogram]:
-        bounds = {_le(b): i for i, b in enumerate(DURATION_BUCKETS)}
+        bounds = {le(b): i for i, b in enumerate(DURATION_BUCKETS)}
         bounds["+Inf"] = len(DURATION_BUCKETS)
         per: dict[str, tuple[list[int], list[float]]] = {}
         for raw, value in self._hgetall("durations").items():
@@ -552,7 +479,7 @@ class RedisBroker(Broker):
 
     # -- leases -------------------------------------------------------------------------------
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
-        return bool(self._run("acquire_lease", name, owner, _ms(ttl)))
+        return bool(self._run("acquire_lease", name, owner, ms(ttl)))
 
     def release_lease(self, name: str, owner: str) -> None:
         self._run("release_lease", name, owner)
@@ -561,21 +488,3 @@ class RedisBroker(Broker):
         conn, self._conn = self._conn, None
         if conn is not None and conn[0] == os.getpid():
             conn[1].close()
-
-
-def _live_record(flat: Sequence[bytes]) -> JobRecord | None:
-    """A record from HGETALL's flat list; None for no hash, or a final one past its retention
-    (Redis may not have evicted the hash yet), as get() sees it."""
-    for i in range(0, len(flat), 2):
-        if flat[i] == b"expires_at" and float(flat[i + 1]) <= time.time():
-            return None
-    return _record(flat) if flat else None
-
-
-def _le(bound: float) -> str:
-    """A bucket bound as lua/common.lua's BUCKETS spells it: 1.0 -> "1", 0.5 -> "0.5"."""
-    return f"{bound:g}"
-
-
-def _opt_num(value: float | None) -> float | str:
-    return "" if value is None else value

@@ -144,8 +144,12 @@ class SQLiteStore:
             raise BrokerUnavailable(f"SQLite broker {self.path}: {exc}") from exc
 
     def _data_version(self) -> int:
-        """Changes whenever another connection commits (cheap: no table is read)."""
-        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+        """Changes whenever another connection commits, or this one changes rows (cheap: no
+        table is read). ``PRAGMA data_version`` alone misses this connection's own writes: a
+        thread that enqueues and then waits to claim (or for the job's end) must see them."""
+        conn = self._conn()
+        others = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        return (others << 64) + conn.total_changes
 
     @staticmethod
     def _record(row: Sequence[Any]) -> JobRecord:

@@ -149,6 +149,7 @@ def _push_many(local: SiteLocal, secret: str, prepared: list[_Prepared]) -> list
             p.opts.deduplicate,
             p.opts.once_key,
             p.run_at,
+            new_id=p.opts.job_id is None,  # RecordBuilder made a random one
         )
         for p in prepared
     ]
@@ -165,6 +166,9 @@ def _push_many(local: SiteLocal, secret: str, prepared: list[_Prepared]) -> list
     for p, ok in zip(prepared, taken, strict=True):
         if not ok and p.opts.track_job:
             tracking.delete_task(local, p.record.task_id)
+    named = [p.record for p, ok in zip(prepared, taken, strict=True) if ok and p.opts.job_id]
+    if named:  # as enqueue does: they may have replaced pending jobs with those ids
+        tracking.end_replaced_many(local, named)
     return [
         Job(p.record, broker, secret) if ok else None for p, ok in zip(prepared, taken, strict=True)
     ]

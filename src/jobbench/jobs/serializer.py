@@ -28,6 +28,8 @@ from typing import Any
 from jobbench.errors import InsecureConfigError, PayloadError
 
 TAG = "__jb__"
+# json.dumps(separators=...) builds an encoder per call; one, made once, writes the same text
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 _MAX_DIGITS = 4000  # below sys.get_int_max_str_digits()'s default of 4300
 _MAX_INT_BITS = int(_MAX_DIGITS * 3.32)  # log2(10): bits of a 4000-digit integer
 _PICKLE_MAGIC = b"JBP1"
@@ -140,7 +142,7 @@ def dumps(value: Any, serializer: str, secret: str, path: str = "value") -> byte
             raise Unserializable(path, value) from exc
         return _PICKLE_MAGIC + _sign(data, secret) + data
     try:
-        return json.dumps(encode_value(value, path), separators=(",", ":")).encode()
+        return _COMPACT.encode(encode_value(value, path)).encode()
     except RecursionError:
         raise Unserializable(path, value, "it is nested too deeply") from None
     except ValueError as exc:  # an int longer than sys.get_int_max_str_digits()

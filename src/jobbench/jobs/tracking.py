@@ -121,17 +121,29 @@ def end_replaced(local: SiteLocal, record: JobRecord) -> None:
     record per id), so nothing would ever settle the first job's task: it stayed Queued at 0 %.
     Call this once the broker has taken ``record``; ``record``'s own task is left alone. Never
     raises: the new job is enqueued either way."""
+    end_replaced_many(local, [record])
+
+
+def end_replaced_many(local: SiteLocal, records: list[JobRecord]) -> None:
+    """``end_replaced`` for the jobs of a batch (enqueue_many): one context, one query per
+    500 ids."""
+    last = {r.job_id: r.task_id for r in records}  # a later job of the batch replaced an earlier
+    own, ids = set(last.values()), list(last)
     with contextlib.suppress(JobbenchError), site_context(local.site, local.bench.path) as ctx:
         ctx.db.begin_write()
-        names = ctx.db.get_all(
-            DOCTYPE,
-            filters={"job_id": record.job_id, "status": ("in", ["Queued", "Running"])},
-            pluck="name",
-        )
-        for name in names:
-            if name != record.task_id:
-                values = {"status": "Cancelled", "exception": REPLACED, "ended_at": ctx.now()}
-                query.set_value(ctx.db, DOCTYPE, name, values)
+        for i in range(0, len(ids), 500):
+            names = ctx.db.get_all(
+                DOCTYPE,
+                filters={
+                    "job_id": ("in", ids[i : i + 500]),
+                    "status": ("in", ["Queued", "Running"]),
+                },
+                pluck="name",
+            )
+            for name in names:
+                if name not in own:
+                    values = {"status": "Cancelled", "exception": REPLACED, "ended_at": ctx.now()}
+                    query.set_value(ctx.db, DOCTYPE, name, values)
         ctx.db.commit()
 
 

@@ -1,0 +1,137 @@
+"""What the Redis broker sends and reads: script sources, arguments, and records from replies.
+
+Kept apart from ``brokers/redis.py`` (the operations) so each stays readable. The enqueue
+script's arguments are built here (``enqueue_args``): a bulk enqueue of thousands of jobs
+spends most of its time packing them, so fields every record of a batch shares (site, method,
+user, serializer, timeout, ...) are sent once for the batch, not once per job.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from functools import cache
+from importlib import resources
+from operator import attrgetter
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from jobbench.brokers.base import ONCE_TTL, EnqueueItem, Retention
+from jobbench.jobs.record import JobRecord
+
+_BYTES_FIELDS = frozenset({"payload", "result"})
+# Counters a new record starts at 0: left out of its hash (a missing field reads as 0, and the
+# scripts HINCRBY them from nothing).
+_ZERO_DEFAULTS = frozenset({"attempts", "retries_left", "retry_count", "stop_requested"})
+# What the enqueue script writes from an item's header itself (lua/enqueue.lua).
+_HEADER_FIELDS = frozenset({"id", "queue", "enqueued_at", "status", "retry_at"})
+_SENT_FIELDS = tuple(f.name for f in fields(JobRecord) if f.name not in _HEADER_FIELDS)
+
+
+@cache
+def lua_sources() -> dict[str, str]:
+    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua``.
+
+    Read once per process; the broker registers them (``register_script``) per connection."""
+    folder = resources.files("jobbench.brokers") / "lua"
+    common = (folder / "common.lua").read_text(encoding="utf-8")
+    return {
+        entry.name.removesuffix(".lua"): common + "\n" + entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua") and entry.name != "common.lua"
+    }
+
+
+def hide_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def ms(seconds: float) -> str:
+    """Whole milliseconds, rounded up, as Redis' PX/PEXPIREAT want them."""
+    return str(max(1, math.ceil(seconds * 1000)))
+
+
+def opt(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def opt_num(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+def le(bound: float) -> str:
+    """A bucket bound as lua/common.lua's BUCKETS spells it: 1.0 -> "1", 0.5 -> "0.5"."""
+    return f"{bound:g}"
+
+
+def finish_args(job_id: str, worker: str, result: bytes | None, keep: Retention) -> tuple[Any, ...]:
+    now = time.time()
+    expires = now + keep.results_ttl
+    payload = b"" if result is None else result
+    return (job_id, worker, now, int(result is not None), payload, expires, ms(expires))
+
+
+# -- records from replies -----------------------------------------------------------------------
+def record_from_flat(flat: Sequence[bytes]) -> JobRecord:
+    """A record from HGETALL's flat ``[field, value, ...]`` list (bytes kept for payload/result)."""
+    data: dict[str, Any] = {}
+    for i in range(0, len(flat), 2):
+        name = flat[i].decode()
+        value = flat[i + 1]
+        data[name] = value if name in _BYTES_FIELDS else value.decode()
+    return JobRecord.from_mapping(data)
+
+
+def live_record(flat: Sequence[bytes]) -> JobRecord | None:
+    """A record from HGETALL's flat list; None for no hash, or a final one past its retention
+    (Redis may not have evicted the hash yet), as get() sees it."""
+    for i in range(0, len(flat), 2):
+        if flat[i] == b"expires_at" and float(flat[i + 1]) <= time.time():
+            return None
+    return record_from_flat(flat) if flat else None
+
+
+# -- enqueue ------------------------------------------------------------------------------------
+def _stored(name: str, value: Any) -> bool:
+    """Whether a record field goes into the hash: None fields and zero counters do not."""
+    return value is not None and not (value == 0 and name in _ZERO_DEFAULTS)
+
+
+def enqueue_args(items: Sequence[EnqueueItem], now: float, max_queued: int | None) -> list[Any]:
+    """ARGV (after the prefix) of lua/enqueue.lua for ``items``: the batch's shared fields
+    once, then per item its header and the fields of its own."""
+    records = [item.record for item in items]
+    shared: list[Any] = []
+    varying: list[str] = []
+    for name in _SENT_FIELDS:
+        values = list(map(attrgetter(name), records))  # C loops: cheap per record
+        if values.count(values[0]) == len(values):
+            if _stored(name, values[0]):
+                shared += (name, values[0])
+        elif any(_stored(name, v) for v in values):
+            varying.append(name)
+    args: list[Any] = [now, now + ONCE_TTL, "" if max_queued is None else max_queued]
+    args += (len(shared) // 2, *shared)
+    for item in items:
+        record = item.record.__dict__
+        own = [(n, record[n]) for n in varying if _stored(n, record[n])]
+        delayed = item.run_at is not None and item.run_at > now
+        flags = (
+            f"{int(item.at_front)}{int(item.deduplicate)}{int(item.once_key is not None)}"
+            f"{int(item.new_id and not item.deduplicate)}"
+        )
+        args += (record["id"], record["queue"], flags, opt(item.once_key))
+        args += (item.run_at if delayed else "", record["enqueued_at"], len(own))
+        for pair in own:
+            args += pair
+    return args
