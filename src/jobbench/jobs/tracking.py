@@ -129,7 +129,18 @@ def end_replaced_many(local: SiteLocal, records: list[JobRecord]) -> None:
     500 ids."""
     last = {r.job_id: r.task_id for r in records}  # a later job of the batch replaced an earlier
     own, ids = set(last.values()), list(last)
-    with contextlib.suppress(JobbenchError), site_context(local.site, local.bench.path) as ctx:
+    db = local.db
+    if db.in_transaction():
+        # The caller holds a transaction (the scheduler's tick holds SQLite's write lock): a
+        # second connection writing now would wait for it until the lock timeout. Record the
+        # replacement once the caller commits.
+        db.after_commit.add(lambda: _end_replaced(local.site, local.bench.path, own, ids))
+        return
+    _end_replaced(local.site, local.bench.path, own, ids)
+
+
+def _end_replaced(site: str, bench_path: Any, own: set[str | None], ids: list[str]) -> None:
+    with contextlib.suppress(JobbenchError), site_context(site, bench_path) as ctx:
         ctx.db.begin_write()
         for i in range(0, len(ids), 500):
             names = ctx.db.get_all(

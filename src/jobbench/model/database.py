@@ -270,6 +270,10 @@ class Database:
             return [_dict(row._mapping) for row in result]
         return [tuple(row) for row in result]
 
+    def in_transaction(self) -> bool:
+        """Whether this context's connection has a transaction open (uncommitted work)."""
+        return self._conn is not None and self._conn.in_transaction()
+
     def commit(self) -> None:
         self.before_commit.run()
         if self._conn is not None and self._conn.in_transaction():
