@@ -395,6 +395,10 @@ class Worker:
     def _pid_exit(self, status: int) -> None:
         """We killed the executor: settle the jobs we killed it for, and put the jobs that
         were cut off beside them back at the head of their queues (docs/reliability.md)."""
+        # What it wrote before it died is still in the pipe: read it first, so every job it
+        # reported is settled as what it was, not as "claimed but never reported".
+        while self._pipe is not None and select.select([self._pipe], [], [], 0)[0]:
+            self._read_events()
         if self._pipe is not None:
             os.close(self._pipe)
             self._pipe = None
