@@ -256,12 +256,17 @@ class Worker:
         now = float(extra[3]) if len(extra) > 3 else time.monotonic()  # when it really began
         deadline = now + timeout + HARD_GRACE if timeout > 0 else None
         self._running[job_id] = Running(job_id, method, queue, timeout, now, deadline)
-        self.info.state, self.info.current_job = "busy", self._current()
+        self._show_running()
         self.log(f"{queue}: {method} ({job_id}) started")
 
     def _current(self) -> str | None:
         """The job heartbeats show: the longest running one (the first reported)."""
         return next(iter(self._running), None)
+
+    def _show_running(self) -> None:
+        """State and current job, as heartbeats show them, from the jobs running now."""
+        current = self._current()
+        self.info.state, self.info.current_job = ("busy" if current else "idle"), current
 
     def _job_ended(self, job_id: str, status: str) -> None:
         running = self._running.pop(job_id, None)
@@ -271,8 +276,7 @@ class Worker:
             self.info.successful += 1
         else:
             self.info.failed += 1
-        current = self._current()
-        self.info.state, self.info.current_job = ("busy" if current else "idle"), current
+        self._show_running()
         self.log(f"{running.queue if running else '?'}: {job_id} {status}")
 
     # -- failures the executor cannot report itself ---------------------------------------------
@@ -347,8 +351,7 @@ class Worker:
 
         self._running.pop(running.job_id, None)
         self.info.failed += 1
-        current = self._current()
-        self.info.state, self.info.current_job = ("busy" if current else "idle"), current
+        self._show_running()
         reason = running.kill_reason or (
             f"worker died: the executor running this job ended ({describe_exit(code)})"
         )
