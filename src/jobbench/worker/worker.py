@@ -28,6 +28,7 @@ from jobbench.bench import Bench
 from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker, retention
 from jobbench.errors import BrokerError
+from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import secret_of
 from jobbench.utils import printable
 from jobbench.worker.executor import ExecutorConfig, executor_main
@@ -334,17 +335,15 @@ class Worker:
             if stopped
             else f"worker died: the executor that claimed this job ended ({describe_exit(code)})"
         )
-        for record in self.broker.find(status="started", limit=10_000):
-            if record.worker == self.name:
-                settle_job(
-                    self.broker,
-                    self.bench,
-                    self.keep,
-                    record.id,
-                    self.name,
-                    reason,
-                    stopped=stopped,
-                )
+        for record in self._unreported():
+            settle_job(
+                self.broker, self.bench, self.keep, record.id, self.name, reason, stopped=stopped
+            )
+
+    def _unreported(self) -> list[JobRecord]:
+        """Jobs the broker shows ``started`` by this worker that its executor never reported."""
+        started = self.broker.find(status="started", limit=10_000)
+        return [r for r in started if r.worker == self.name and r.id not in self._running]
 
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job
@@ -412,25 +411,29 @@ class Worker:
         for running in killed:
             self._settle_lost(running, code)
         for running in list(self._running.values()):
-            self._interrupted(running, killed)
-        self._settle_unreported(code)
+            self._interrupted(running.job_id, running.queue, killed)
+        if self._cold_deadline is not None:
+            self._settle_unreported(code)  # shut down cold: their jobs stop, as the rest do
+        else:  # jobs whose start line was still buffered were cut off the same way
+            for record in self._unreported():
+                self._interrupted(record.id, record.queue, killed)
         if self._stopping:
             self._done = True
 
-    def _interrupted(self, running: Running, killed: list[Running]) -> None:
+    def _interrupted(self, job_id: str, queue: str, killed: list[Running]) -> None:
         """A job cut off by the kill meant for ``killed``: requeued at the head of its queue,
         the reason recorded; it runs again from the start."""
         from jobbench.jobs.tracking import sync_task
 
-        self._running.pop(running.job_id, None)
+        self._running.pop(job_id, None)
         why = ", ".join(f"{r.method} ({r.job_id})" for r in killed) or "another job"
         reason = (
             f"interrupted: the worker killed its executor to stop {why}; this job was "
             "running beside it and was put back at the head of its queue to run again"
         )
-        if self.broker.interrupt(running.job_id, self.name, reason):
-            sync_task(self.broker, self.bench, running.job_id, reason)
-        self.log(f"{running.queue}: {running.job_id} requeued: {reason}")
+        if self.broker.interrupt(job_id, self.name, reason):
+            sync_task(self.broker, self.bench, job_id, reason)
+        self.log(f"{queue}: {job_id} requeued: {reason}")
 
     # -- stop requests, heartbeat, housekeeping -----------------------------------------------
     def _close_ctrl(self) -> None:
