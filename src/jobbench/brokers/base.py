@@ -77,6 +77,10 @@ DURATION_BUCKETS: tuple[float, ...] = (
 # Kinds of ``counters()``: every claim counts ``started``; each attempt then ends as one of
 # ``finished``, ``failed`` (retried or not, reaped included) or ``stopped``.
 COUNTER_KINDS = ("started", "finished", "failed", "stopped")
+# ``timeline()``: attempts that ended ``finished`` or ``failed``, per minute, kept this long
+# (a day's chart plus an hour). The Redis scripts (lua/common.lua) repeat the figure.
+TIMELINE_KINDS = ("finished", "failed")
+TIMELINE_KEEP = 25 * 3600
 
 
 def cumulative(per_bucket: Sequence[int], total: float) -> DurationHistogram:
@@ -341,6 +345,14 @@ class Broker(ABC):
         (``ended_at - started_at``) recorded by ``finish`` and ``fail`` (reap included); queues
         with no observation are absent. The buckets follow ``DURATION_BUCKETS`` and are
         cumulative, ending with ``(inf, count)``."""
+
+    @abstractmethod
+    def timeline(self, since: float) -> dict[tuple[int, str, str], int]:
+        """``{(minute, queue, kind): n}``: attempts that ended as ``kind`` (``finished`` or
+        ``failed``, reap included) in each minute (epoch seconds // 60) from ``since`` on.
+        Counted inside the atomic step of ``finish`` and ``fail``, like ``counters()``, and
+        kept ``TIMELINE_KEEP`` seconds whatever happens to the records (a finished record
+        may expire after minutes); minutes with no outcome are absent."""
 
     @abstractmethod
     def set_marker(self, name: str, value: float) -> None:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from jobbench.brokers.base import Broker, EnqueueItem, Retention, WorkerInfo
+from jobbench.brokers.base import TIMELINE_KEEP, Broker, EnqueueItem, Retention, WorkerInfo
 from jobbench.brokers.sqlite_reads import SQLiteReads
 from jobbench.brokers.sqlite_store import (
     CLAIM_PROMOTE_LIMIT,
@@ -345,4 +345,5 @@ class SQLiteBroker(SQLiteReads, Broker):
         now = time.time() if now is None else now
         with self._tx() as conn:
             conn.execute("DELETE FROM once_keys WHERE expires_at <= ?", (now,))
+            conn.execute("DELETE FROM timeline WHERE minute < ?", ((now - TIMELINE_KEEP) // 60,))
             return conn.execute("DELETE FROM jobs WHERE expires_at <= ?", (now,)).rowcount

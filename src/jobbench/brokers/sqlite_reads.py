@@ -98,6 +98,12 @@ class SQLiteReads(SQLiteStore):
             sums[0] += float(total)
         return {queue: cumulative(counts, sums[0]) for queue, (counts, sums) in per.items()}
 
+    def timeline(self, since: float) -> dict[tuple[int, str, str], int]:
+        rows = self._read(
+            "SELECT minute, queue, kind, n FROM timeline WHERE minute >= ?", (int(since // 60),)
+        )
+        return {(int(minute), queue, kind): int(n) for minute, queue, kind, n in rows}
+
     def set_marker(self, name: str, value: float) -> None:
         with self._tx() as conn:
             conn.execute(

@@ -1,8 +1,10 @@
 -- Shared helpers: the broker prepends this file to every script before registering it.
--- ARGV[1] is always the key prefix "jb:<bench_id>:"; every other key is derived from it, so
--- the scripts need a single Redis instance (not Cluster). Times arrive from Python as strings
--- and are stored verbatim, so no precision is lost in Lua numbers.
-local P = ARGV[1]
+-- KEYS[1] is always the key prefix "jb:{<bench_id>}:" (ARGV[1] repeats it, so ARGV indexes
+-- stay as they were); every key is derived from it. The braces are a Redis Cluster hash tag:
+-- every derived key hashes to the prefix's slot, the slot Cluster routes the script to, so a
+-- script never touches a key of another node. Times arrive from Python as strings and are
+-- stored verbatim, so no precision is lost in Lua numbers.
+local P = KEYS[1]
 local STATUSES = {'queued', 'started', 'scheduled', 'finished', 'failed', 'stopped', 'canceled'}
 local FINAL = {finished = true, failed = true, stopped = true, canceled = true}
 local PENDING = {queued = true, started = true, scheduled = true}
@@ -136,6 +138,17 @@ local function count(site, queue, kind)
   redis.call('HINCRBY', P .. 'counters', kind .. '|' .. #site .. '|' .. site .. queue, 1)
 end
 
+-- Per-minute outcome counts for the dashboard's charts: one hash per hour `timeline:<hour>`,
+-- field "<minute>|<kind>|<queue>", expiring TIMELINE_KEEP (brokers/base.py: 25 h) after its
+-- hour ends, so nothing has to prune them.
+local function timeline(queue, kind, now)
+  local minute = math.floor(tonumber(now) / 60)
+  local hour = math.floor(minute / 60)
+  local key = P .. 'timeline:' .. hour
+  redis.call('HINCRBY', key, minute .. '|' .. kind .. '|' .. queue, 1)
+  redis.call('EXPIREAT', key, (hour + 1) * 3600 + 90000)
+end
+
 -- Count an attempt that ended as `kind` and record its duration (now - started_at).
 local function settled(site, queue, kind, now, started_at)
   count(site, queue, kind)
@@ -149,6 +162,7 @@ local function settled(site, queue, kind, now, started_at)
   redis.call('HINCRBY', key, le .. '|' .. queue, 1)
   redis.call('HINCRBY', key, 'count|' .. queue, 1)
   redis.call('HINCRBYFLOAT', key, 'sum|' .. queue, string.format('%.17g', d))
+  if kind == 'finished' or kind == 'failed' then timeline(queue, kind, now) end
 end
 
 -- Does a `started` record match the caller's worker ('' matches any)?
