@@ -179,7 +179,7 @@ def _drop_keys(bench: Bench) -> None:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
-    prefix = f"jb:{bench.common_config()['bench_id']}:"
+    prefix = f"jb:{{{bench.common_config()['bench_id']}}}:"
     keys = list(client.scan_iter(match=prefix + "*", count=1000))
     if keys:
         client.delete(*keys)

@@ -98,8 +98,48 @@ def _workers(value: Any) -> str | None:
     return None
 
 
+def _host_ports(value: Any) -> str | None:
+    """Frappe's ``redis_queue_sentinels``: ``["host:port", ...]`` (``[::1]:26379`` for IPv6)."""
+    expected = 'a non-empty list like ["10.0.0.1:26379", "10.0.0.2:26379"]'
+    if not isinstance(value, list) or not value:
+        return expected
+    for node in value:
+        host, _, port = node.rpartition(":") if isinstance(node, str) else ("", "", "")
+        if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            return expected
+    return None
+
+
+def _cert_reqs(value: Any) -> str | None:
+    return None if value in ("required", "optional", "none") else '"required", "optional" or "none"'
+
+
+# The Redis broker's connection (brokers/redis_conn.py); Frappe's names where Frappe has one.
+_REDIS_KEYS: dict[str, Check] = {
+    "use_rq_auth": _flag,
+    "rq_username": _str,
+    "rq_password": _str,
+    "redis_queue_sentinel_enabled": _flag,
+    "redis_queue_sentinels": _host_ports,
+    "redis_queue_master_service": _str,
+    "redis_queue_sentinel_username": _str,
+    "redis_queue_sentinel_password": _str,
+    "redis_queue_master_username": _str,
+    "redis_queue_master_password": _str,
+    "redis_queue_cluster": _flag,
+    "redis_queue_ssl_ca_certs": _str,
+    "redis_queue_ssl_certfile": _str,
+    "redis_queue_ssl_keyfile": _str,
+    "redis_queue_ssl_cert_reqs": _cert_reqs,
+    "redis_queue_socket_timeout": _number(0.1),
+    "redis_queue_socket_keepalive": _flag,
+    "redis_queue_wait_replicas": _int(0),
+    "redis_queue_wait_timeout": _number(0.001),
+}
+
 KNOWN_KEYS: dict[str, Check] = {
     "redis_queue": _optional(_str),
+    **_REDIS_KEYS,
     "db_url": _str,
     "installed_apps": _str_list,
     "workers": _workers,

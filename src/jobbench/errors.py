@@ -30,6 +30,7 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
     │                                lock_timeout, SQLite "database is locked")
     ├── BrokerError                  the queue broker failed or refused
     │   ├── BrokerUnavailable        cannot reach Redis / the SQLite queue file (names it)
+    │   │   └── ReplicationTimeout   fewer replicas than redis_queue_wait_replicas confirmed a write
     │   └── QueueOverloaded          the queue already holds max_queued_jobs
     ├── JobError                     a job cannot be enqueued as asked
     │   ├── InvalidQueue             unknown queue name (lists the valid ones)
@@ -145,6 +146,12 @@ class BrokerUnavailable(BrokerError):  # noqa: N818 - its documented name (docs/
     """The broker (Redis, or the SQLite queue file) cannot be reached or is locked too long."""
 
 
+class ReplicationTimeout(BrokerUnavailable):  # noqa: N818 - pairs with BrokerUnavailable
+    """Redis applied a write, but fewer replicas than ``redis_queue_wait_replicas`` confirmed
+    it in time, so a failover could still lose it. A BrokerUnavailable: callers (the worker's
+    outage paths, a producer) treat the write as not acknowledged."""
+
+
 class QueueOverloaded(BrokerError):  # noqa: N818 - its documented name (docs/configuration.md)
     """The queue already holds ``max_queued_jobs`` jobs."""
 
@@ -240,6 +247,7 @@ __all__ = [
     "PayloadError",
     "PayloadTooLarge",
     "QueueOverloaded",
+    "ReplicationTimeout",
     "RetryBackgroundJobError",
     "UnimportableMethod",
     "AppError",

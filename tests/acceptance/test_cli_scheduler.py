@@ -434,7 +434,7 @@ def test_schedule_fires_pauses_resumes_and_stops_on_sigterm(broker_bench: Path) 
 
         client = redis.Redis.from_url(conf["redis_queue"])
         try:
-            assert client.get(f"jb:{conf['bench_id']}:lease:scheduler") is None
+            assert client.get(f"jb:{{{conf['bench_id']}}}:lease:scheduler") is None
         finally:
             client.close()
     else:

@@ -169,7 +169,7 @@ def drop_redis_keys(url: str, bench_id: str) -> None:
 
     client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match=f"jb:{bench_id}:*", count=1000))
+        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
         if keys:
             client.delete(*keys)
     finally:

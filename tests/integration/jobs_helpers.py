@@ -155,6 +155,13 @@ def wait_for_file(path, timeout=30):
     return "went"
 
 
+def wait_then_touch(go, done, timeout=30):
+    """Wait for the go signal, then leave a file behind: the job ran to its end."""
+    wait_for_file(go, timeout)
+    open(done, "w").close()
+    return "done"
+
+
 def progress_then_wait(go, timeout=30):
     jobbench.publish_progress(50, "half way")
     wait_for_file(go, timeout)
@@ -437,7 +444,7 @@ def _drop_redis_keys(bench_id: str) -> int:
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        keys = list(client.scan_iter(match=f"jb:{bench_id}:*", count=1000))
+        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
         return int(client.delete(*keys)) if keys else 0
     finally:
         client.close()

@@ -373,7 +373,7 @@ def drop_bench_keys(bench_id: str) -> None:
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        keys = list(client.scan_iter(match=f"jb:{bench_id}:*", count=1000))
+        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
         if keys:
             client.delete(*keys)
     finally:

@@ -44,7 +44,7 @@ def inspector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Inspec
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"jb:{bench_id}:*"))
+        keys = list(client.scan_iter(f"jb:{{{bench_id}}}:*"))
         if keys:
             client.delete(*keys)
         client.close()

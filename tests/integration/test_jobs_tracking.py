@@ -89,7 +89,7 @@ def test_tracked_enqueue_doc_references_the_document(engine: Engine) -> None:
         "Task.mark",
     )
     engine.run_worker("long")
-    assert _task(engine, "d")["status"] == "Completed"
+    assert _task(engine, "d")["status"] == "Completed", _task(engine, "d")
 
 
 def test_progress_is_visible_on_job_and_task_while_running(engine: Engine) -> None:

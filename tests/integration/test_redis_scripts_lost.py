@@ -29,7 +29,7 @@ def broker() -> Iterator[object]:
     import redis
 
     client = redis.Redis.from_url(URL)
-    keys = list(client.scan_iter(match=f"jb:{bench_id}:*"))
+    keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*"))
     if keys:
         client.delete(*keys)
     client.close()

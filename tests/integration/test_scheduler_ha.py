@@ -49,7 +49,7 @@ def once_keys(sched: Sched) -> list[str]:
     conf = sched.bench.common_config()
     client = redis.Redis.from_url(str(conf["redis_queue"]))
     try:
-        members = client.zrange(f"jb:{conf['bench_id']}:once", 0, -1)
+        members = client.zrange(f"jb:{{{conf['bench_id']}}}:once", 0, -1)
     finally:
         client.close()
     return [m.decode() for m in members]
@@ -70,7 +70,7 @@ def lease_owner(sched: Sched) -> str | None:
     conf = sched.bench.common_config()
     client = redis.Redis.from_url(str(conf["redis_queue"]))
     try:
-        value = client.get(f"jb:{conf['bench_id']}:lease:{LEASE}")
+        value = client.get(f"jb:{{{conf['bench_id']}}}:lease:{LEASE}")
     finally:
         client.close()
     return value.decode() if value else None

@@ -26,19 +26,28 @@ from jobbench.jobs.record import JobRecord
 
 @dataclass
 class WorkerInfo:
-    """What a worker publishes about itself with each heartbeat."""
+    """What a worker, or a scheduler, publishes about itself with each heartbeat.
+
+    Schedulers register in the same registry as workers (``kind="scheduler"``, no queues),
+    so one mechanism says which processes are alive; readers that mean workers filter on
+    ``kind``. The fields after ``heartbeat`` are a scheduler's only."""
 
     name: str
     pid: int
     host: str
     queues: list[str]
-    state: str = "idle"  # idle | busy | stopping
+    state: str = "idle"  # idle | busy | stopping; a scheduler: leader | standby | stopping
     current_job: str | None = None
     successful: int = 0
     failed: int = 0
     working_time: float = 0.0
     birth: float = field(default_factory=time.time)
     heartbeat: float = field(default_factory=time.time)
+    kind: str = "worker"  # worker | scheduler
+    leader: bool = False  # holds the scheduler lease
+    tick_interval: float | None = None  # seconds between aligned ticks
+    last_tick: float | None = None  # epoch of its last tick (a leader's: it did the work)
+    next_tick: float | None = None  # epoch of the next aligned tick it will wake for
 
     def to_mapping(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,7 +273,9 @@ class Broker(ABC):
     # -- liveness -----------------------------------------------------------------------------
     @abstractmethod
     def heartbeat(self, info: WorkerInfo, ttl: float) -> None:
-        """Register or refresh a worker; it counts as alive for ``ttl`` seconds from now."""
+        """Register or refresh a worker (or scheduler); it counts as alive for ``ttl``
+        seconds from now. A scheduler has no started jobs, so ``reap`` settles nothing of
+        one whose heartbeat expired; it only forgets it."""
 
     @abstractmethod
     def unregister_worker(self, name: str) -> None:
@@ -272,7 +283,8 @@ class Broker(ABC):
 
     @abstractmethod
     def workers(self) -> list[WorkerInfo]:
-        """Workers whose heartbeat has not expired."""
+        """Every registered process whose heartbeat has not expired: workers and schedulers
+        (``WorkerInfo.kind``), each as it last published itself."""
 
     @abstractmethod
     def reap(self, keep: Retention, now: float | None = None) -> list[str]:

@@ -16,7 +16,11 @@ _lock = threading.Lock()
 def broker_key(bench: Bench, conf: dict[str, Any]) -> tuple[str, str]:
     url = conf.get("redis_queue")
     if url:
-        return ("redis", f"{url}|{conf.get('bench_id') or 'default'}")
+        from jobbench.brokers.redis_conn import settings_key
+
+        where = f"{url}|{conf.get('bench_id') or 'default'}"
+        extra = settings_key(conf)  # '' without Sentinel, Cluster, ACL, TLS or WAIT keys
+        return ("redis", f"{where}|{extra}" if extra else where)
     return ("sqlite", str(bench.sites_path / "queue.sqlite3"))
 
 
@@ -35,8 +39,11 @@ def get_broker(bench: Bench, conf: dict[str, Any]) -> Broker:
 def _make(kind: str, where: str, conf: dict[str, Any]) -> Broker:
     if kind == "redis":
         from jobbench.brokers.redis import RedisBroker
+        from jobbench.brokers.redis_conn import RedisSettings
 
-        return RedisBroker(str(conf["redis_queue"]), str(conf.get("bench_id") or "default"))
+        settings = RedisSettings.from_conf(conf)
+        bench_id = str(conf.get("bench_id") or "default")
+        return RedisBroker(settings.url, bench_id, settings=settings)
     from jobbench.brokers.sqlite import SQLiteBroker
 
     return SQLiteBroker(where)

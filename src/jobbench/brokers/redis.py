@@ -1,6 +1,7 @@
 """The Redis broker: every change one Lua script, so each operation is atomic and one round trip.
 
-Key layout (``P`` = ``jb:<bench_id>:``; a stored job id is ``<site>::<job_id>``)::
+Key layout (``P`` = ``jb:{<bench_id>}:``, a Cluster hash tag: every key of a bench is in one
+slot; a stored job id is ``<site>::<job_id>``)::
 
     P job:<id>              hash   one JobRecord; None fields are not stored. Extra field
                                    ``expires_at`` once final; the hash PEXPIREATs then too
@@ -37,8 +38,11 @@ A delayed job's hash carries one field beyond the record, ``front`` = "1", when 
 enqueued ``at_front``: promotion then pushes it at the head of its queue and drops the field.
 
 The status is a field of the hash; the indexes follow it inside the same script. The scripts
-(``lua/*.lua``, each prefixed with ``lua/common.lua``) derive keys from the prefix they are given,
-so they need a single Redis server, not Cluster. Times come from this process' clock.
+(``lua/*.lua``, each prefixed with ``lua/common.lua``) get the prefix as their one key, KEYS[1]
+(and again as ARGV[1]), and derive every key from it: all in the prefix's slot, so they run on a
+Redis Cluster too (routed by KEYS[1]). How the client connects (one server, Sentinel, Cluster,
+credentials, TLS, WAIT for replicas) is ``brokers/redis_conn.py``. Times come from this
+process' clock.
 
 Retention: a final record expires at ``expires_at`` (the hash is PEXPIREAT'd then, and get()/
 find()/counts() stop showing it at that moment); cleanup() removes due records together with
@@ -85,6 +89,7 @@ from jobbench.brokers.redis_codec import (
     opt_num,
     record_from_flat,
 )
+from jobbench.brokers.redis_conn import Client, RedisSettings, check_acks, key_prefix, run_waiting
 from jobbench.errors import BrokerUnavailable, QueueOverloaded
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
@@ -97,19 +102,31 @@ _MIN_BLOCK = 0.001
 # claimer waiting for a due job blocks until this long before it, then sleeps the rest here.
 _TIMER_SLACK = 0.1
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Scripts that change no job: not followed by WAIT when redis_queue_wait_replicas is set.
+_READS = frozenset({"find", "counts", "workers", "position", "wait_check"})
 
 
 class RedisBroker(Broker):
     """Broker on one Redis server; a connection pool per process, shared by its threads."""
 
-    def __init__(self, url: str, bench_id: str, *, socket_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        bench_id: str,
+        *,
+        socket_timeout: float = 5.0,
+        settings: RedisSettings | None = None,
+    ) -> None:
         self.url = url
         self.bench_id = bench_id
-        self.socket_timeout = socket_timeout
-        self.prefix = f"jb:{bench_id}:"
-        self._safe_url = hide_password(url)
+        self.settings = settings or RedisSettings(url, socket_timeout=socket_timeout)
+        self.socket_timeout = self.settings.socket_timeout
+        self.prefix = key_prefix(bench_id)
+        self._keys = (self.prefix,)
+        self._waits = self.settings.waits
+        self._safe_url = self.settings.describe()
         # (pid, client, scripts), replaced as a whole: no lock that a fork could inherit held
-        self._conn: tuple[int, redis.Redis, dict[str, Script]] | None = None
+        self._conn: tuple[int, Client, dict[str, Script]] | None = None
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise BrokerUnavailable(
                 f"the Redis broker URL {self._safe_url!r} is not valid; "
@@ -117,28 +134,22 @@ class RedisBroker(Broker):
             )
 
     # -- connections --------------------------------------------------------------------------
-    def _connection(self) -> tuple[int, redis.Redis, dict[str, Script]]:
+    def _connection(self) -> tuple[int, Client, dict[str, Script]]:
         """This process' client and scripts; a new pool after a fork (sockets never shared).
 
         Two threads racing here may each build one; the loser's pool is simply dropped."""
         conn = self._conn
         if conn is not None and conn[0] == os.getpid():
             return conn
-        client = redis.Redis.from_url(
-            self.url,
-            decode_responses=False,
-            socket_timeout=self.socket_timeout,
-            socket_connect_timeout=self.socket_timeout,
-            health_check_interval=30,
-        )
+        client = self.settings.connect()
         scripts = {name: client.register_script(src) for name, src in lua_sources().items()}
         self._conn = conn = (os.getpid(), client, scripts)
         return conn
 
-    def _client(self) -> redis.Redis:
+    def _client(self) -> Client:
         return self._connection()[1]
 
-    def client(self) -> redis.Redis:
+    def client(self) -> Client:
         """This process' Redis client (RQ-style callbacks get it as ``connection``)."""
         return self._client()
 
@@ -149,10 +160,14 @@ class RedisBroker(Broker):
         ) from exc
 
     def _run(self, name: str, *args: Any) -> Any:
-        """Run script ``name`` with ARGV ``[prefix, *args]``: one round trip."""
+        """Run script ``name`` with KEYS ``[prefix]``, ARGV ``[prefix, *args]``: one round trip
+        (with WAIT for the replicas in the same one, when configured and the script writes)."""
         _, client, scripts = self._connection()
         try:
-            return scripts[name](args=(self.prefix, *args), client=client)
+            if self._waits is not None and name not in _READS:
+                script, argv = scripts[name], (self.prefix, *args)
+                return run_waiting(client, script, self._keys, argv, self._waits)
+            return scripts[name](keys=self._keys, args=(self.prefix, *args), client=client)
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
 
@@ -214,9 +229,14 @@ class RedisBroker(Broker):
         finishing = (self.prefix, *finish_args(job_id, worker, result, keep))
         try:
             pipe = client.pipeline(transaction=False)
-            pipe.evalsha(scripts["finish"].sha, 0, *finishing)
-            pipe.evalsha(scripts["claim"].sha, 0, self.prefix, worker, time.time(), *queues)
-            finished, claimed = pipe.execute(raise_on_error=False)
+            pipe.evalsha(scripts["finish"].sha, 1, self.prefix, *finishing)
+            claiming: tuple[str | float, ...] = (self.prefix, worker, time.time(), *queues)
+            pipe.evalsha(scripts["claim"].sha, 1, self.prefix, *claiming)
+            if self._waits is not None:
+                pipe.execute_command("WAIT", *self._waits)
+            finished, claimed, *acks = pipe.execute(raise_on_error=False)
+            if acks and self._waits is not None:
+                check_acks(acks[0], self._waits)
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
         for reply in (finished, claimed):

@@ -132,7 +132,7 @@ def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> 
     if reason is not None:  # checked before the method's module is imported
         return _refused(local, record, reason)
     secret = str(local.conf.secret_key)
-    tracking.update_for(local, record, "started_at", status="Running")
+    tracking.update_for(local, record, "started_at", expect=tracking.STARTING, status="Running")
     job = local.job = JobContext(
         record.job_id, local.site, record.method, {}, record.user, record.queue, record, broker
     )

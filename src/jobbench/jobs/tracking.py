@@ -53,10 +53,23 @@ def create_task(local: SiteLocal, record: JobRecord, kwargs: dict[str, Any]) -> 
 _PENDING = "pending_task_update"
 
 
+RUNNING = ("Running",)  # a job's own updates after its start
+STARTING = ("Queued", "Running")
+
+
 def update_for(
-    local: SiteLocal, record: JobRecord, stamp: str | None = None, **values: Any
+    local: SiteLocal,
+    record: JobRecord,
+    stamp: str | None = None,
+    *,
+    expect: tuple[str, ...] = RUNNING,
+    **values: Any,
 ) -> None:
-    """From inside a job's context: update its task, setting field ``stamp`` to now.
+    """From inside a job's context: update its task, setting field ``stamp`` to now, only
+    while the task's status is one of ``expect``. A job's updates are conditional because
+    the broker, not the job, decides its outcome: when a worker cut off from the broker was
+    given up on (its job failed by a reaper, the task set Failed by ``sync_task``), the job
+    that then runs to its end behind the cut must not turn the task Completed.
 
     Nothing is read through the job's own connection (the time comes from the tracking
     context). On SQLite, while the job's transaction is open, a commit from another connection
@@ -68,12 +81,15 @@ def update_for(
     stamps = [stamp] if stamp else []
     db = local.db
     if db.backend == "sqlite" and db.conn.in_transaction():
-        pending = local.flags.setdefault(_PENDING, {"values": {}, "stamps": []})
+        pending = local.flags.setdefault(_PENDING, {"values": {}, "stamps": [], "expect": ()})
         pending["values"].update(values)
         pending["stamps"] += stamps
+        pending["expect"] = tuple(dict.fromkeys(pending["expect"] + expect))
         db.after_commit.add(lambda: flush_pending(local, record))
         return
-    update_task(local.site, local.bench.path, record.task_id, stamps=stamps, **values)
+    update_task(
+        local.site, local.bench.path, record.task_id, stamps=stamps, expect=expect, **values
+    )
 
 
 def flush_pending(local: SiteLocal, record: JobRecord) -> None:
@@ -87,15 +103,23 @@ def flush_pending(local: SiteLocal, record: JobRecord) -> None:
             local.bench.path,
             record.task_id,
             stamps=pending["stamps"],
+            expect=pending["expect"],
             **pending["values"],
         )
 
 
 def update_task(
-    site: str, bench_path: Any, task_id: str | None, *, stamps: Any = (), **values: Any
+    site: str,
+    bench_path: Any,
+    task_id: str | None,
+    *,
+    stamps: Any = (),
+    expect: tuple[str, ...] = (),
+    **values: Any,
 ) -> None:
     """Set fields of the task (``stamps``: fields set to the site's now) and commit at once;
-    a task that is gone is ignored."""
+    a task that is gone, or (``expect``) whose status is not one of those, is left as it is:
+    one UPDATE with the status in its WHERE, so no other writer slips in between."""
     if not task_id:
         return
     if "result" in values:
@@ -106,7 +130,11 @@ def update_task(
         ctx.db.begin_write()
         for name in stamps:
             values[name] = ctx.now()
-        if query.exists(ctx.db, DOCTYPE, task_id):
+        if expect:
+            where = {"name": task_id, "status": ["in", list(expect)]}
+            query.set_value(ctx.db, DOCTYPE, where, values)
+            ctx.db.commit()
+        elif query.exists(ctx.db, DOCTYPE, task_id):
             query.set_value(ctx.db, DOCTYPE, task_id, values)
             ctx.db.commit()
 

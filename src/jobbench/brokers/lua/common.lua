@@ -1,8 +1,10 @@
 -- Shared helpers: the broker prepends this file to every script before registering it.
--- ARGV[1] is always the key prefix "jb:<bench_id>:"; every other key is derived from it, so
--- the scripts need a single Redis instance (not Cluster). Times arrive from Python as strings
--- and are stored verbatim, so no precision is lost in Lua numbers.
-local P = ARGV[1]
+-- KEYS[1] is always the key prefix "jb:{<bench_id>}:" (ARGV[1] repeats it, so ARGV indexes
+-- stay as they were); every key is derived from it. The braces are a Redis Cluster hash tag:
+-- every derived key hashes to the prefix's slot, the slot Cluster routes the script to, so a
+-- script never touches a key of another node. Times arrive from Python as strings and are
+-- stored verbatim, so no precision is lost in Lua numbers.
+local P = KEYS[1]
 local STATUSES = {'queued', 'started', 'scheduled', 'finished', 'failed', 'stopped', 'canceled'}
 local FINAL = {finished = true, failed = true, stopped = true, canceled = true}
 local PENDING = {queued = true, started = true, scheduled = true}

@@ -1,0 +1,115 @@
+"""Several hosts, one bench: two worker hosts in network namespaces share a Redis broker and a
+PostgreSQL site database that the test starts on the bridge between them. One host's link is
+cut while it runs a job: the other host settles that job once the cut-off worker's heartbeat
+expires, and when the link comes back the cut-off worker, which ran the job to its end, cannot
+overwrite the outcome, in the broker or in the job's Background Task."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import jobbench
+from conftest import release_bench
+from jobbench.bench import Bench, init_bench
+from jobbench.brokers.base import Broker
+from jobbench.brokers.factory import get_broker
+from jobbench.jobs.record import JobRecord, full_id
+from jobbench.sites import new_site
+
+from .jobs_helpers import APP, WorkerProc, forget_app, jobs_path, wait_until, write_jobs_app
+from .netns import Hosts, hosts, postgres_server, redis_server
+
+INTERVAL, TTL = 0.5, 2.0
+
+
+def test_a_cut_off_host_is_settled_by_the_other_and_cannot_overwrite_it(tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:
+        net = stack.enter_context(hosts(2))
+        redis_url = stack.enter_context(redis_server(net.bridge_ip))
+        pg = stack.enter_context(postgres_server(net.bridge_ip))
+        bench = init_bench(tmp_path / "jb")
+        write_jobs_app(bench.path / "apps")
+        forget_app()
+        bench.update_common_config(
+            {
+                "redis_queue": redis_url,
+                "bench_id": f"hosts-{uuid.uuid4().hex[:8]}",
+                "worker_heartbeat_interval": INTERVAL,
+                "worker_heartbeat_ttl": TTL,
+            }
+        )
+        new_site(bench, "site1", db_url=f"{pg}/site1", apps=[APP])
+        try:
+            _cut_mid_job(bench.path, net, tmp_path)
+        finally:
+            release_bench(bench)
+            forget_app()
+
+
+def _cut_mid_job(path: Path, net: Hosts, tmp: Path) -> None:
+    go, done = tmp / "go", tmp / "done"
+    workers = [_start(net, 0, path, tmp)]
+    with jobbench.site_context("site1", path) as local:
+        job = jobbench.enqueue(
+            jobs_path("wait_then_touch"), go=str(go), done=str(done), timeout=120, track_job=True
+        )
+        local.db.commit()
+    bench = Bench(path)
+    broker = get_broker(bench, bench.common_config())
+    stored = full_id("site1", job.id)
+    started = wait_until(lambda: _status(broker, stored, "started"), 20, "host 0 to start it")
+    workers.append(_start(net, 1, path, tmp))
+    wait_until(lambda: len(broker.workers()) == 2, 20, "both hosts' workers registered")
+
+    net.cut(0)
+    cut_at = time.monotonic()
+    try:
+        failed = wait_until(lambda: _status(broker, stored, "failed"), 30, "the other host")
+        detected = time.monotonic() - cut_at
+        assert "worker died" in str(failed.exc_info), failed.exc_info
+        assert started.worker != "" and failed.worker == started.worker
+        # within the TTL, plus one reaper period (TTL / 2) and a second of slack
+        assert detected <= TTL + TTL / 2 + 1.0, detected
+        print(f"cut-off job settled by the other host {detected:.2f} s after the cut")
+        go.write_text("go")  # host 0's job now runs to its end, behind the cut
+    finally:
+        net.mend(0)
+    wait_until(done.exists, 30, "host 0's job to run to its end")
+    wait_until(lambda: _heard_again(broker, started.worker), 60, "host 0 to come back")
+    time.sleep(2 * INTERVAL)  # past host 0's next beat: its outcome would have landed
+    after = broker.get(stored)
+    assert after is not None and after.status == "failed", after
+    assert after.exc_info == failed.exc_info
+    with jobbench.site_context("site1", path):
+        task = jobbench.get_all(
+            "Background Task", filters={"task_id": started.task_id}, fields=["status"]
+        )
+    assert [t.status for t in task] == ["Failed"], task
+    for worker in workers:
+        worker.kill()
+
+
+def _start(net: Hosts, i: int, path: Path, tmp: Path) -> WorkerProc:
+    argv = [sys.executable, "-m", "jobbench", "--bench", str(path), "worker", "--queue", "default"]
+    log = tmp / f"host{i}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            net.command(i, argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return WorkerProc(proc, log)
+
+
+def _status(broker: Broker, job_id: str, status: str) -> JobRecord | None:
+    record = broker.get(job_id)
+    return record if record is not None and record.status == status else None
+
+
+def _heard_again(broker: Broker, worker: str) -> bool:
+    return any(w.name == worker for w in broker.workers())
