@@ -1,9 +1,11 @@
-"""The read-only Inspector: what the CLI (doctor, show-pending-jobs, metrics) and, later, the
-dashboard show about a bench.
+"""The read-only Inspector: what the CLI (doctor, show-pending-jobs, metrics, scheduler
+status) and the dashboard show about a bench.
 
 It reads only through the Broker contract (``counts``, ``find``, ``workers``,
 ``queue_length``) and the document layer (System Settings and site config for the scheduler's
-state, Scheduled Job Types for the last scheduled run). It never writes.
+state, Scheduled Job Types for the last scheduled runs and what is due). Schedulers heartbeat in
+the workers' registry (``WorkerInfo.kind``): ``workers()`` shows workers, ``schedulers()`` and
+``scheduler_liveness()`` the schedulers. It never writes.
 """
 
 from __future__ import annotations
@@ -67,6 +69,50 @@ class SchedulerState:
     reason: str | None
     last_run: str | None = None  # the latest last_execution of the site's Scheduled Job Types
     app_problems: dict[str, str] = field(default_factory=dict)  # installed apps that won't load
+    due_job_types: int = 0  # job types not stopped whose next run has come (a tick is owed)
+    next_due: str | None = None  # the earliest next_execution of the job types not stopped
+    last_runs: list[dict[str, Any]] = field(default_factory=list)  # latest runs, newest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SchedulerProcess:
+    """One running scheduler, as its last heartbeat published it."""
+
+    name: str
+    pid: int
+    host: str
+    leader: bool  # holds the lease: the one that ticks
+    state: str  # leader | standby | stopping
+    tick_interval: float | None
+    last_tick: float | None  # epoch of its own last tick (a standby one never ticked)
+    next_tick: float | None  # epoch of the next aligned tick it wakes for
+    birth: float
+    heartbeat: float
+    heartbeat_age: float
+    stale: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SchedulerLiveness:
+    """Whether any scheduler runs for the bench, which one leads, and when it ticks.
+
+    ``last_tick`` is the broker's marker (the last tick of whichever scheduler led);
+    ``next_tick_due`` is ``last_tick + tick_interval``; ``late`` says it is more than one
+    interval past that (a leader that stopped ticking, or none at all)."""
+
+    alive: bool
+    processes: list[SchedulerProcess]
+    leader: str | None
+    tick_interval: float
+    last_tick: float | None
+    next_tick_due: float | None
+    late: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,7 +228,38 @@ class Inspector:
     # -- workers ----------------------------------------------------------------------------
     def workers(self, now: float | None = None) -> list[WorkerState]:
         now = time.time() if now is None else now
-        return sorted((_worker_state(w, now) for w in self.broker.workers()), key=lambda w: w.name)
+        infos = [w for w in self.broker.workers() if w.kind == "worker"]
+        return sorted((_worker_state(w, now) for w in infos), key=lambda w: w.name)
+
+    def schedulers(self, now: float | None = None) -> list[SchedulerProcess]:
+        """Every scheduler whose heartbeat is alive (any host), the leader first."""
+        now = time.time() if now is None else now
+        found = [_scheduler_process(i, now) for i in self.broker.workers() if i.kind == "scheduler"]
+        return sorted(found, key=lambda p: (not p.leader, p.name))
+
+    def scheduler_liveness(self, now: float | None = None) -> SchedulerLiveness:
+        """The bench's schedulers: alive or not, the leader, last tick and next one due."""
+        now = time.time() if now is None else now
+        processes = self.schedulers(now)
+        interval = float(self.conf.get("scheduler_tick_interval") or 60)
+        last = self.broker.get_marker(LAST_TICK_MARKER)
+        due = None if last is None else float(last) + interval
+        leader = next((p.name for p in processes if p.leader), None)
+        late = due is not None and now > due + interval
+        return SchedulerLiveness(bool(processes), processes, leader, interval, last, due, late)
+
+    def oldest_queued(self, now: float | None = None) -> dict[str, float]:
+        """Per queue holding queued jobs: seconds since the oldest of them was enqueued."""
+        now = time.time() if now is None else now
+        ages: dict[str, float] = {}
+        for queue in self.queues():
+            if not queue.queued:
+                continue
+            n = self.broker.queue_length(queue.name)  # find() is newest first: the last one
+            page = self.broker.find(queue=queue.name, status="queued", limit=1, offset=n - 1)
+            if page:
+                ages[queue.name] = round(max(0.0, now - page[0].enqueued_at), 3)
+        return ages
 
     # -- scheduler --------------------------------------------------------------------------
     def scheduler(self, sites: list[str] | None = None) -> list[SchedulerState]:
@@ -197,33 +274,32 @@ class Inspector:
         # need it, and doctor is the command that should say what is wrong.
         with tolerant_site_context(site, self.bench.path) as (local, problems):
             reason = inactive_reason(local)
-            last = local.db.get_all(
+            types = local.db.get_all(
                 "Scheduled Job Type",
-                filters={"last_execution": ("is", "set")},
-                fields=["last_execution"],
-                order_by="last_execution desc",
-                limit=1,
+                fields=["name", "stopped", "next_run_at", "last_execution", "next_execution"],
             )
-        last_run = last[0]["last_execution"] if last else None
-        return SchedulerState(
-            site, reason is None, reason, str(last_run) if last_run else None, problems
-        )
+        state = SchedulerState(site, reason is None, reason, app_problems=problems)
+        _add_runs(state, types, time.time())
+        return state
 
     # -- together ---------------------------------------------------------------------------
     def doctor(self, sites: list[str]) -> dict[str, Any]:
         """Per site: scheduler state and pending jobs; bench-wide: workers, stale workers."""
         workers = self.workers()
+        states = [self._scheduler_state(site) for site in sites]
+        liveness = self.scheduler_liveness()
+        queues = self.queues()
         return {
             "sites": [
-                {
-                    **self._scheduler_state(site).to_dict(),
-                    "pending": [g.to_dict() for g in self.pending(site=site)],
-                }
-                for site in sites
+                {**state.to_dict(), "pending": [g.to_dict() for g in self.pending(site=state.site)]}
+                for state in states
             ],
             "workers": [w.to_dict() for w in workers],
             "stale_workers": [w.name for w in workers if w.stale],
-            "queues": {q.name: q.counts for q in self.queues()},
+            "queues": {q.name: q.counts for q in queues},
+            "oldest_queued": self.oldest_queued(),
+            "scheduler": liveness.to_dict(),
+            "warnings": warnings(liveness, states, workers, queues),
         }
 
 
@@ -246,6 +322,73 @@ def _worker_state(info: WorkerInfo, now: float) -> WorkerState:
         utilisation=round(min(1.0, info.working_time / alive_for), 4),
         stale=age > STALE_AFTER,
     )
+
+
+def _scheduler_process(info: WorkerInfo, now: float) -> SchedulerProcess:
+    age = max(0.0, now - info.heartbeat)
+    return SchedulerProcess(
+        name=info.name,
+        pid=info.pid,
+        host=info.host,
+        leader=info.leader,
+        state=info.state,
+        tick_interval=info.tick_interval,
+        last_tick=info.last_tick,
+        next_tick=info.next_tick,
+        birth=info.birth,
+        heartbeat=info.heartbeat,
+        heartbeat_age=round(age, 3),
+        stale=age > STALE_AFTER,
+    )
+
+
+LAST_RUNS = 5  # how many of a site's latest scheduled runs doctor shows
+
+
+def _add_runs(state: SchedulerState, types: list[dict[str, Any]], now: float) -> None:
+    """Due job types, the next one due and the latest runs, from the site's job types."""
+    running = [t for t in types if not t["stopped"]]
+    state.due_job_types = sum(1 for t in running if (t["next_run_at"] or now + 1) <= now)
+    nexts = [t["next_execution"] for t in running if t["next_execution"]]
+    state.next_due = str(min(nexts)) if nexts else None
+    ran = sorted((t for t in types if t["last_execution"]), key=lambda t: t["last_execution"])
+    state.last_runs = [
+        {
+            "job_type": t["name"],
+            "last_execution": str(t["last_execution"]),
+            "next_execution": str(t["next_execution"]) if t["next_execution"] else None,
+        }
+        for t in reversed(ran[-LAST_RUNS:])
+    ]
+    state.last_run = state.last_runs[0]["last_execution"] if state.last_runs else None
+
+
+def warnings(
+    liveness: SchedulerLiveness,
+    states: list[SchedulerState],
+    workers: list[WorkerState],
+    queues: list[QueueState],
+) -> list[str]:
+    """What doctor warns about: no scheduler while scheduled jobs are due, a scheduler that
+    stopped ticking, queued jobs and no worker."""
+    out: list[str] = []
+    due = {s.site: s.due_job_types for s in states if s.active and s.due_job_types}
+    if not liveness.alive and due:
+        where = ", ".join(f"{site}: {n}" for site, n in due.items())
+        out.append(
+            f"no scheduler is running and {sum(due.values())} scheduled job type(s) are due "
+            f"({where}); start one: jobbench schedule (or jobbench start)"
+        )
+    elif liveness.alive and liveness.late and liveness.last_tick is not None:
+        ago = time.time() - liveness.last_tick
+        out.append(
+            f"the scheduler's last tick was {ago:.0f} s ago (it ticks every "
+            f"{liveness.tick_interval:g} s); see the log of {liveness.leader or 'the schedulers'}"
+        )
+    queued = sum(q.queued for q in queues)
+    if queued and not workers:
+        out.append(f"{queued} job(s) are queued and no worker is running: start jobbench worker")
+    return out
 
 
 def scheduled_job_type(record: JobRecord) -> str | None:
@@ -314,6 +457,10 @@ def _scheduler_metrics(out: _Exposition, states: list[SchedulerState], broker: B
     last_tick = broker.get_marker(LAST_TICK_MARKER)
     if last_tick is not None:
         out.sample(name, {}, float(last_tick))
+    out.family("jobbench_schedulers_alive", "gauge", "Schedulers with an unexpired heartbeat.")
+    out.sample(
+        "jobbench_schedulers_alive", {}, sum(w.kind == "scheduler" for w in broker.workers())
+    )
 
 
 def _jobs_by_site(inspector: Inspector) -> dict[tuple[str, str, str], int]:

@@ -132,13 +132,17 @@ def enable_flag(bench: Path) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+LIVENESS_KEYS = ["scheduler_alive", "leader", "last_tick", "next_tick_due", "due_job_types"]
+
+
 def status(bench: Path) -> dict[str, Any]:
-    """bench's JSON for one site: exactly ``{"status": ..., "site": ...}``, in that order."""
+    """bench's JSON for one site, ``{"status": ..., "site": ...}`` first and in that order,
+    then what jobbench adds: whether a scheduler process runs, its last tick, the next due."""
     text = ok(jb(bench, "scheduler", "status", "-f", "json"))
     state = json.loads(text)
-    assert list(state) == ["status", "site"] and state["site"] == SITE
-    assert text == f'{{"status": "{state["status"]}", "site": "{SITE}"}}\n'
-    return dict(state)
+    assert list(state) == ["status", "site", *LIVENESS_KEYS] and state["site"] == SITE
+    assert text.startswith(f'{{"status": "{state["status"]}", "site": "{SITE}", ')
+    return {k: state[k] for k in ("status", "site")}
 
 
 def logs(bench: Path) -> list[tuple[str, str, str | None]]:
@@ -154,7 +158,9 @@ def marks(bench: Path) -> list[list[str]]:
 
 
 def test_status_of_a_new_site_is_enabled_in_benchs_words(bench: Path) -> None:
-    assert ok(jb(bench, "scheduler", "status")) == f"Scheduler is enabled for site {SITE}\n"
+    first, process = ok(jb(bench, "scheduler", "status")).splitlines()
+    assert first == f"Scheduler is enabled for site {SITE}"
+    assert process == "Scheduler: none running; last tick never; tick every 60 s"
     assert status(bench) == {"status": "enabled", "site": SITE}
 
 
@@ -177,7 +183,7 @@ def test_disable_and_enable_switch_system_settings_with_benchs_messages(
     assert enable_flag(bench) in ("0", "false", "False")
     assert status(bench)["status"] == "disabled"
     text = ok(jb(bench, "scheduler", "status"))
-    first, why = text.splitlines()
+    first, why, _process = text.splitlines()
     assert first == f"Scheduler is disabled for site {SITE}"
     assert "enable_scheduler is off" in why
 

@@ -47,6 +47,30 @@ def test_heartbeat_registers_the_worker_with_what_it_published(broker: Broker) -
     assert got.heartbeat == pytest.approx(time.time(), abs=5)
 
 
+def test_a_scheduler_registers_beside_the_workers_with_its_tick(broker: Broker) -> None:
+    """Schedulers share the registry (and the TTL) with workers: kind, leadership and ticks
+    come back as published; reap settles nothing for an expired scheduler, only forgets it."""
+    broker.heartbeat(_info("w1"), ttl=30)
+    sched = _info(
+        "s1",
+        queues=[],
+        state="leader",
+        kind="scheduler",
+        leader=True,
+        tick_interval=60.0,
+        last_tick=1_700_000_000.0,
+        next_tick=1_700_000_060.0,
+    )
+    broker.heartbeat(sched, ttl=0.3)
+    kinds = {w.name: w.kind for w in broker.workers()}
+    assert kinds == {"w1": "worker", "s1": "scheduler"}
+    got = next(w for w in broker.workers() if w.name == "s1")
+    assert (got.leader, got.state, got.tick_interval) == (True, "leader", 60.0)
+    assert (got.last_tick, got.next_tick) == (1_700_000_000.0, 1_700_000_060.0)
+    wait_until(lambda: _names(broker) == ["w1"], timeout=5)
+    assert broker.reap(KEEP) == []
+
+
 def test_heartbeat_refreshes_one_entry_per_worker(broker: Broker) -> None:
     broker.heartbeat(_info("w1", state="busy", current_job="site1::j1"), ttl=30)
     broker.heartbeat(_info("w2"), ttl=30)

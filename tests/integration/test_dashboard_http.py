@@ -135,7 +135,7 @@ def test_job_actions(client: TestClient, bench: Bench) -> None:
     token = csrf(client)
     job_id = enqueue(bench, "s1")
     stop = post(client, "/actions/job", site="s1", job_id=job_id, action="stop",
-                csrf_token=token, next="/jobs")  # fmt: skip
+                csrf_token=token, next="/jobs", confirmed="1")  # fmt: skip
     assert stop.status_code == 303 and stop.headers["location"] == "/jobs"
     assert job_status(bench, "s1", job_id) == "canceled"
     shown = client.get("/jobs").text  # the banner, once
@@ -143,10 +143,11 @@ def test_job_actions(client: TestClient, bench: Bench) -> None:
     assert 'id="flash"' not in client.get("/jobs").text
     post(client, "/actions/job", site="s1", job_id=job_id, action="retry", csrf_token=token)
     assert job_status(bench, "s1", job_id) == "queued"
-    post(client, "/actions/job", site="s1", job_id=job_id, action="delete", csrf_token=token)
+    post(client, "/actions/job", site="s1", job_id=job_id, action="delete", csrf_token=token,
+         confirmed="1")  # fmt: skip
     assert job_status(bench, "s1", job_id) is None
     missing = post(client, "/actions/job", site="s1", job_id="nope", action="stop",
-                   csrf_token=token)  # fmt: skip
+                   csrf_token=token, confirmed="1")  # fmt: skip
     assert missing.headers["location"] == "/"
     assert '<p class="flash bad" id="flash">' in client.get("/").text
 
@@ -164,7 +165,7 @@ def test_purge_failed(client: TestClient, bench: Bench) -> None:
     failed_page = client.get("/jobs?status=failed")
     assert failing in failed_page.text and "Traceback" not in failed_page.text
     assert "JSONDecodeError" in client.get(f"/job?site=s1&id={failing}").text
-    done = post(client, "/actions/purge-failed", site="s1", csrf_token=csrf(client))
+    done = post(client, "/actions/purge-failed", site="s1", csrf_token=csrf(client), confirmed="1")
     assert done.status_code == 303 and "Purged 1 failed job<" in client.get("/").text
     assert job_status(bench, "s1", failing) is None
     assert job_status(bench, "s2", kept) == "failed"

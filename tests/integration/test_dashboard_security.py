@@ -144,6 +144,7 @@ def test_unknown_host_is_refused(bench: Bench) -> None:
 
 def stop(client: TestClient, job_id: str, token: str, **headers: str) -> Any:
     fields = {"site": "s1", "job_id": job_id, "action": "stop", "csrf_token": token}
+    fields["confirmed"] = "1"  # past the confirmation step (test_dashboard_http tests it)
     return client.post("/actions/job", data=fields, headers=headers, follow_redirects=False)
 
 
@@ -396,6 +397,7 @@ def test_banner_text_never_comes_from_the_query_string(bench: Bench) -> None:
     other = client_for(create_app(bench.path))
     job = enqueue(bench)
     fields = {"site": "s1", "job_id": job.id, "action": "stop", "csrf_token": csrf(other)}
+    fields["confirmed"] = "1"
     other.post("/actions/job", data=fields, follow_redirects=False)
     client.cookies.set("jobbench_flash", other.cookies["jobbench_flash"])
     assert 'id="flash"' not in client.get("/").text  # another session's banner is not shown

@@ -44,16 +44,21 @@ def start_command(state: CliState, no_color: bool) -> None:
 @format_option
 @pass_state
 def doctor_command(state: CliState, fmt: str) -> None:
-    """Per site: scheduler state and why, apps that cannot load; workers online; pending jobs;
-    stale workers."""
+    """Schedulers running (leader, last tick, next due); per site: scheduler state and why,
+    apps that cannot load, last scheduled runs, pending jobs; queues with the age of their
+    oldest queued job; workers online; stale workers; warnings."""
+    from jobbench.cli import health
+
     bench = state.bench
     report = _inspector(state).doctor(state.sites(bench, required=False) or bench.list_sites())
     if fmt == "json":
         echo_json(report)
         return
+    health.print_liveness(report["scheduler"])
     for site in report["sites"]:
         word = "active" if site["active"] else f"inactive: {site['reason']}"
         echo(f"{site['site']}: scheduler {word}")
+        health.print_last_runs(site)
         for app, problem in site["app_problems"].items():
             echo(
                 f"{site['site']}: app {app} cannot be loaded: {problem} (fix or restore it, or "
@@ -74,6 +79,8 @@ def doctor_command(state: CliState, fmt: str) -> None:
     )
     if report["stale_workers"]:
         echo(f"Stale workers: {', '.join(report['stale_workers'])}")
+    health.print_queues(report)
+    health.print_warnings(report["warnings"])
 
 
 def _print_pending(groups: list[dict[str, Any]], title: str) -> None:

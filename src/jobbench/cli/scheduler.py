@@ -95,22 +95,39 @@ def scheduler_command(state: CliState, action: str, fmt: str) -> None:
 
 def _status(state: CliState, fmt: str) -> None:
     """bench's status: "enabled" when the scheduler serves the site, else "disabled" (paused
-    and maintenance mode included, as bench counts them); the text form says why beneath. JSON
-    is bench's one object for one site, a list of them for several."""
-    from jobbench.scheduler.status import inactive_reason
+    and maintenance mode included, as bench counts them); the text form says why beneath, then
+    whether a scheduler process runs (leader, last tick, next due) and a warning when none
+    runs while job types are due. JSON is bench's one object for one site (a list of them for
+    several), with the process's state added: ``scheduler_alive``, ``leader``, ``last_tick``,
+    ``next_tick_due`` (epoch seconds), ``due_job_types``."""
+    from jobbench.cli import health
+    from jobbench.inspect import Inspector, warnings
 
-    rows: list[tuple[str, str | None]] = []
-    for site in state.sites():
-        with site_context(site, state.bench.path) as local:
-            rows.append((site, inactive_reason(local)))
+    inspector = Inspector(state.bench)
+    states = inspector.scheduler(state.sites())
+    liveness = inspector.scheduler_liveness()
     if fmt == "json":
-        objects = [{"status": "disabled" if why else "enabled", "site": s} for s, why in rows]
+        objects = [_status_object(s, liveness) for s in states]
         click.echo(json.dumps(objects[0] if len(objects) == 1 else objects))
         return
-    for site, why in rows:
-        _say(site, "disabled" if why else "enabled", "text")
-        if why:
-            echo(f"  (not running: {why})")
+    for site in states:
+        _say(site.site, "enabled" if site.active else "disabled", "text")
+        if not site.active:
+            echo(f"  (not running: {site.reason})")
+    echo(health.liveness_line(liveness.to_dict()))
+    health.print_warnings(warnings(liveness, states, [], []))
+
+
+def _status_object(site: Any, liveness: Any) -> dict[str, Any]:
+    return {
+        "status": "enabled" if site.active else "disabled",
+        "site": site.site,
+        "scheduler_alive": liveness.alive,
+        "leader": liveness.leader,
+        "last_tick": liveness.last_tick,
+        "next_tick_due": liveness.next_tick_due,
+        "due_job_types": site.due_job_types,
+    }
 
 
 @cli.command("set-maintenance-mode")

@@ -10,24 +10,68 @@ from jobbench.bench import Bench
 from jobbench.context import site_context
 from jobbench.errors import ValidationError
 
-JOB_ACTIONS = ("stop", "retry", "delete")
+JOB_ACTIONS = ("stop", "cancel", "retry", "delete", "run_now")
+BULK_ACTIONS = ("retry", "delete")
 JOB_TYPE_ACTIONS = ("stop", "resume", "execute", "skip")
+BULK_LIMIT = 1000  # jobs one bulk form may name
 
 
 def job_action(bench: Bench, site: str, job_id: str, action: str) -> str:
-    from jobbench.jobs.job import delete_job, retry_job, stop_job
-
+    """stop (a running job) / cancel (a queued or scheduled one) / retry / delete / run_now
+    (a scheduled job, at once) one job, through the public job API."""
+    if action not in JOB_ACTIONS:
+        raise ValidationError(f"unknown job action {action!r}; expected one of {JOB_ACTIONS}")
     bench.require_site(site)
     with site_context(site, bench.path):
-        if action == "stop":
-            return f"Job {job_id}: {stop_job(job_id)}"
-        if action == "retry":
-            done = retry_job(job_id)
-            return f"Job {job_id}: {'queued again' if done else 'still pending, not retried'}"
-        if action == "delete":
-            done = delete_job(job_id)
-            return f"Job {job_id}: {'deleted' if done else 'running, not deleted'}"
-    raise ValidationError(f"unknown job action {action!r}; expected one of {JOB_ACTIONS}")
+        return f"Job {job_id}: {_one(job_id, action)}"
+
+
+def _one(job_id: str, action: str) -> str:
+    from jobbench.jobs.job import delete_job, retry_job, run_job_now, stop_job
+
+    if action in ("stop", "cancel"):  # the same call: a pending job is canceled at once
+        return stop_job(job_id)
+    if action == "retry":
+        return "queued again" if retry_job(job_id) else "still pending, not retried"
+    if action == "run_now":
+        return "queued to run now" if run_job_now(job_id) else "not scheduled, left as it is"
+    return "deleted" if delete_job(job_id) else "running, not deleted"
+
+
+def bulk_action(bench: Bench, action: str, jobs: list[tuple[str, str]]) -> str:
+    """retry or delete each of ``jobs`` ((site, job id) pairs); one line saying how it went.
+    A job that is gone or in a state the action does not apply to is counted, not fatal."""
+    from jobbench.errors import NoSuchJobError
+
+    if action not in BULK_ACTIONS:
+        raise ValidationError(f"unknown bulk action {action!r}; expected one of {BULK_ACTIONS}")
+    if not jobs:
+        raise ValidationError("no job selected")
+    if len(jobs) > BULK_LIMIT:
+        raise ValidationError(f"{len(jobs)} jobs selected; at most {BULK_LIMIT} at once")
+    for site in {site for site, _ in jobs}:
+        bench.require_site(site)  # before any change: nothing half done for a bad site
+    done = skipped = missing = 0
+    for site in sorted({site for site, _ in jobs}):
+        with site_context(site, bench.path):
+            for job_site, job_id in jobs:
+                if job_site != site:
+                    continue
+                try:
+                    changed = _one(job_id, action) in ("queued again", "deleted")
+                except NoSuchJobError:
+                    missing += 1
+                    continue
+                done, skipped = done + changed, skipped + (not changed)
+    verb = "queued again" if action == "retry" else "deleted"
+    parts = [f"{done} job{'s' if done != 1 else ''} {verb}"]
+    if skipped:
+        parts.append(
+            f"{skipped} skipped (" + ("still pending" if action == "retry" else "running") + ")"
+        )
+    if missing:
+        parts.append(f"{missing} no longer there")
+    return ", ".join(parts)
 
 
 def purge_failed(bench: Bench, site: str | None, queue: str | None) -> str:

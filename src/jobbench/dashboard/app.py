@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -53,6 +54,7 @@ from jobbench.dashboard.guard import (
     secure_headers,
 )
 from jobbench.dashboard.throttle import LoginThrottle
+from jobbench.dashboard.timefmt import Zones, duration, when
 from jobbench.errors import JobbenchError
 from jobbench.inspect import Inspector
 
@@ -83,6 +85,14 @@ class Dashboard:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["tojson_pretty"] = _pretty
         self.templates.env.filters["pct"] = percent
+        self.templates.env.filters["duration"] = duration
+        self.zones = Zones(bench)
+        self.templates.env.globals["when"] = self._when
+
+    def _when(self, value: Any, site: str | None = None) -> Markup:
+        """A timestamp in the display zone; a naive datetime is read in ``site``'s zone."""
+        zone = self.zones.display()
+        return when(value, zone, self.zones.of(site) if site else zone)
 
     def credentials(self) -> Credentials:
         return Credentials.of(self.bench.common_config())
@@ -121,6 +131,7 @@ class Dashboard:
             require_auth=self.require_auth,
             flash=self.signer.load_flash(session, request.cookies.get(FLASH_COOKIE)),
             sites=self.bench.list_sites(),
+            zone=self.zones.display(),
         )
         response = self.templates.TemplateResponse(
             request, name, context, status_code=status, headers=headers
@@ -149,14 +160,19 @@ class Dashboard:
     async def form(self, request: Request) -> dict[str, str]:
         """The POSTed form, refused with 403 unless it carries the session's CSRF token (or
         the request carries the bearer token: API clients, which no other site can forge)."""
+        return (await self.form_lists(request))[0]
+
+    async def form_lists(self, request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """``form()``, and every field's values (a bulk form repeats ``job``)."""
         form = await request.form()
         fields = {k: str(v) for k, v in form.items()}
+        lists = {k: [str(v) for v in form.getlist(k)] for k in form}
         if self.credentials().check_bearer(request.headers.get("authorization")):
-            return fields
+            return fields, lists
         token = fields.get("csrf_token") or request.headers.get("x-csrf-token")
         if not self.signer.check_csrf(request.state.session, token):
             raise HTTPException(403, "missing or invalid CSRF token; reload the page and retry")
-        return fields
+        return fields, lists
 
 
 def percent(value: Any) -> float | None:
@@ -292,6 +308,7 @@ def _routes(dash: Dashboard) -> list[Route | Mount]:
         Route("/actions/job", pages.job_action, methods=["POST"], name="job_action"),
         Route("/actions/purge-failed", pages.purge, methods=["POST"], name="purge"),
         Route("/actions/job-type", pages.job_type_action, methods=["POST"], name="job_type"),
+        Route("/actions/bulk", pages.bulk_action, methods=["POST"], name="bulk"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

@@ -12,23 +12,14 @@ cannot be read at all is left empty with a "problems" banner naming why.
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-import math
+import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from jobbench.context import site_context
-from jobbench.inspect import STATUSES, Inspector, QueueState, SchedulerState, WorkerState
-from jobbench.jobs.record import JobRecord
-
-T = TypeVar("T")
-log = logging.getLogger("jobbench.dashboard")
-# What decoding a malformed stored value raises (not broker or database failures: those are
-# JobbenchErrors and get the error page).
-UNREADABLE = (ValueError, TypeError, ArithmeticError, UnicodeError, KeyError, AttributeError)
+from jobbench.dashboard import charts
+from jobbench.dashboard.listing import guarded, job_row, number
+from jobbench.inspect import STATUSES, Inspector, QueueState
 
 JOB_TYPE_FIELDS = [
     "name",
@@ -55,106 +46,101 @@ TASK_FIELDS = [
     "ended_at",
     "exception",
 ]
-BUCKET = 300  # seconds per chart bar
-WINDOW = 3600
+RUNNING_SHOWN = 50  # the overview lists this many running jobs
+DAY = 24 * 3600
+# Record fields the job page shows in their own sections (decoded), not in the field table.
+OWN_SECTIONS = {"payload", "result", "exc_info"}
 
 
-@dataclass
-class JobFilters:
-    status: str | None = None
-    site: str | None = None
-    queue: str | None = None
-    method: str | None = None
-    page: int = 1
-    per_page: int = 50
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-
-@dataclass
-class JobRows:
-    jobs: list[dict[str, Any]]
-    has_more: bool
-    problems: list[str] = field(default_factory=list)
-
-
-def guarded(problems: list[str], what: str, fn: Callable[[], T], fallback: T) -> T:
-    """``fn()``, or ``fallback`` with a line in ``problems`` when stored data is unreadable."""
-    try:
-        return fn()
-    except UNREADABLE as exc:
-        log.warning("dashboard: cannot read %s", what, exc_info=True)
-        problems.append(f"Could not read {what}: {type(exc).__name__}: {str(exc)[:200]}")
-        return fallback
-
-
-def overview(inspector: Inspector) -> dict[str, Any]:
+def overview(inspector: Inspector, zone: str) -> dict[str, Any]:
     problems: list[str] = []
-    queues: list[QueueState] = []
-    workers: list[WorkerState] = []
-    schedulers: list[SchedulerState] = []
+    now = time.time()
+    queues: list[QueueState] = guarded(problems, "the queue counts", inspector.queues, [])
+    timeline = guarded(
+        problems, "the outcome counts", lambda: inspector.broker.timeline(now - DAY - 3600), {}
+    )
     return {
-        "queues": guarded(problems, "the queue counts", inspector.queues, queues),
-        "workers": guarded(problems, "the workers", inspector.workers, workers),
-        "schedulers": guarded(problems, "the scheduler state", inspector.scheduler, schedulers),
+        "queues": queue_rows(inspector, queues, timeline, now, problems),
+        "workers": guarded(problems, "the workers", inspector.workers, []),
+        "running": guarded(problems, "the running jobs", lambda: running(inspector, now), []),
+        "schedulers": guarded(problems, "the scheduler state", inspector.scheduler, []),
+        "liveness": guarded(problems, "the schedulers", lambda: liveness(inspector), None),
+        "outbox": guarded(problems, "the outbox", lambda: outbox(inspector), None),
         "statuses": STATUSES,
-        "chart": guarded(problems, "the job records", lambda: chart(inspector), chart_of({})),
+        "charts": charts.hour_and_day(timeline, zone, now),
         "problems": problems,
     }
 
 
-def jobs(inspector: Inspector, filters: JobFilters) -> JobRows:
-    problems: list[str] = []
-    page = guarded(
-        problems,
-        "the job records",
-        lambda: inspector.jobs(
-            site=filters.site,
-            queue=filters.queue,
-            status=filters.status,
-            method=filters.method,
-            limit=filters.per_page,
-            offset=filters.offset,
-        ),
-        None,
-    )
-    if page is None:
-        return JobRows([], False, problems)
-    return JobRows([job_row(r) for r in page.jobs], page.has_more, problems)
-
-
-def number(value: Any) -> float | None:
-    """A stored timestamp or progress as a finite float, else None."""
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return result if math.isfinite(result) else None
-
-
-def job_row(record: JobRecord) -> dict[str, Any]:
-    """One job of the list as plain display values; an error row when the record is odd."""
-    try:
-        return {
-            "job_id": str(record.job_id),
-            "site": str(record.site),
-            "queue": str(record.queue),
-            "method": str(record.method),
-            "status": str(record.status),
-            "progress": number(record.progress),
-            "enqueued_at": number(record.enqueued_at),
-            "ended_at": number(record.ended_at),
-            "error": None,
+def queue_rows(
+    inspector: Inspector,
+    queues: list[QueueState],
+    timeline: dict[tuple[int, str, str], int],
+    now: float,
+    problems: list[str],
+) -> list[dict[str, Any]]:
+    """Each queue: counts, depth, latency (age of its oldest queued job), throughput."""
+    ages = guarded(problems, "the oldest queued jobs", lambda: oldest_queued(inspector, now), {})
+    rates = charts.throughput(timeline, now)
+    return [
+        {
+            "name": q.name,
+            "timeout": q.timeout,
+            "counts": q.counts,
+            "depth": q.queued,
+            "latency": ages.get(q.name),
+            "throughput": rates.get(q.name, 0.0),
         }
-    except UNREADABLE as exc:
-        shown = getattr(record, "id", None)
-        return {"job_id": str(shown or "?"), "error": f"{type(exc).__name__}: {exc}"}
+        for q in queues
+    ]
+
+
+def oldest_queued(inspector: Inspector, now: float) -> dict[str, float]:
+    """Per queue holding queued jobs: seconds since the oldest of them was enqueued."""
+    method = getattr(inspector, "oldest_queued", None)  # the Inspector's own, where it has one
+    if method is not None:
+        return dict(method(now))
+    ages: dict[str, float] = {}
+    for queue in inspector.queues():
+        n = inspector.broker.queue_length(queue.name)
+        if n:  # find() is newest first: the oldest queued job is the last one
+            page = inspector.broker.find(queue=queue.name, status="queued", limit=1, offset=n - 1)
+            if page:
+                ages[queue.name] = max(0.0, now - page[0].enqueued_at)
+    return ages
+
+
+def running(inspector: Inspector, now: float) -> list[dict[str, Any]]:
+    """Started jobs with their worker and how long they have run, the longest first."""
+    rows = []
+    for record in inspector.iter_jobs(status="started"):
+        rows.append(job_row(record, now))
+        if len(rows) >= RUNNING_SHOWN * 4:  # enough to pick the longest from
+            break
+    rows.sort(key=lambda r: -(r.get("runtime") or 0))
+    return rows[:RUNNING_SHOWN]
+
+
+def liveness(inspector: Inspector) -> dict[str, Any] | None:
+    """The schedulers' liveness (which run, the leader, last and next tick), where the
+    Inspector reports it; None where it does not."""
+    method = getattr(inspector, "scheduler_liveness", None)
+    if method is None:
+        return None
+    state = method()
+    return dict(state.to_dict()) if hasattr(state, "to_dict") else None
+
+
+def outbox(inspector: Inspector) -> Any:
+    """The transactional outbox's backlog, where the Inspector reports one; None otherwise
+    (the overview then leaves the section out)."""
+    method = getattr(inspector, "outbox_backlog", None)
+    return None if method is None else method()
 
 
 def job_detail(inspector: Inspector, site: str, job_id: str) -> dict[str, Any] | None:
-    """The job as the public API shows it (arguments decoded for display), or None."""
+    """The job as the public API shows it (arguments decoded for display), plus ``fields``:
+    every non-empty field of its record, so a field added to the record shows up here."""
     from jobbench.jobs.job import get_job
 
     inspector.bench.require_site(site)
@@ -164,12 +150,24 @@ def job_detail(inspector: Inspector, site: str, job_id: str) -> dict[str, Any] |
             return None
         shown = job.to_dict()
     shown["progress"] = number(shown.get("progress"))
-    started, ended = shown.get("started_at"), shown.get("ended_at")
-    try:
-        shown["duration"] = (ended - started).total_seconds() if started and ended else None
-    except UNREADABLE:
-        shown["duration"] = None
+    shown["fields"] = record_fields(job.record)
+    record = job.record
+    started, ended = number(record.started_at), number(record.ended_at)
+    shown["duration"] = ended - started if started is not None and ended is not None else None
+    shown["run_at_ts"] = number(record.retry_at) if job.status == "scheduled" else None
     return shown
+
+
+def record_fields(record: Any) -> list[dict[str, Any]]:
+    """(name, value, is_time) of each set field of a record, in the dataclass's order."""
+    out = []
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name, None)
+        if f.name in OWN_SECTIONS or value is None or value == "" or isinstance(value, bytes):
+            continue
+        is_time = f.name.endswith("_at") and number(value) is not None
+        out.append({"name": f.name, "value": value, "is_time": is_time})
+    return out
 
 
 def _per_site(inspector: Inspector, site: str | None, fn: Any) -> list[dict[str, Any]]:
@@ -210,36 +208,3 @@ def tasks(inspector: Inspector, site: str | None = None, limit: int = 100) -> li
             "Background Task", fields=TASK_FIELDS, order_by="creation desc", limit=limit
         ),
     )
-
-
-def chart(inspector: Inspector, now: float | None = None) -> dict[str, Any]:
-    """Finished and failed jobs per 5-minute bucket over the last hour, as SVG-ready bars."""
-    now = time.time() if now is None else now
-    start = now - WINDOW
-    n = WINDOW // BUCKET
-    counts = {"finished": [0] * n, "failed": [0] * n}
-    for status, bars in counts.items():
-        for record in inspector.iter_jobs(status=status):
-            ended = number(record.ended_at)
-            if ended is not None and start <= ended <= now:
-                bars[min(n - 1, int((ended - start) // BUCKET))] += 1
-    return chart_of(counts, start)
-
-
-def chart_of(counts: dict[str, list[int]], start: float | None = None) -> dict[str, Any]:
-    """The chart's template values from per-bucket counts (empty bars when none)."""
-    n = WINDOW // BUCKET
-    start = time.time() - WINDOW if start is None else start
-    counts = {"finished": [0] * n, "failed": [0] * n, **counts}
-    peak = max([1, *counts["finished"], *counts["failed"]])
-    labels = [
-        dt.datetime.fromtimestamp(start + i * BUCKET).strftime("%H:%M") for i in range(0, n, 3)
-    ]
-    return {
-        "finished": counts["finished"],
-        "failed": counts["failed"],
-        "peak": peak,
-        "labels": labels,
-        "total_finished": sum(counts["finished"]),
-        "total_failed": sum(counts["failed"]),
-    }

@@ -10,12 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from jobbench.dashboard import actions, data
+from jobbench.dashboard import actions, data, listing
 from jobbench.dashboard.app import Dashboard, _base, _redirect, _set_cookie, in_thread
 from jobbench.dashboard.auth import LOGGED_IN, Credentials
 from jobbench.dashboard.throttle import client_key
 from jobbench.errors import JobbenchError
 from jobbench.inspect import STATUSES, metrics_text
+from jobbench.jobs.record import split_id
 
 LOG_LIMIT = 100
 MAX_LIMIT = 1000
@@ -52,14 +53,14 @@ class Pages:
 
     # -- pages ------------------------------------------------------------------------------
     async def overview(self, request: Request) -> Response:
-        context = await in_thread(data.overview, self.inspector)
+        context = await in_thread(data.overview, self.inspector, self.dash.zones.display())
         return self.dash.render(request, "overview.html", page="overview", **context)
 
     async def _rows(self, request: Request, fn: Any, what: str) -> tuple[list[Any], list[str]]:
         problems: list[str] = []
         site, limit = _arg(request, "site"), _limit(request)
         rows = await in_thread(
-            data.guarded, problems, what, lambda: fn(self.inspector, site, limit), []
+            listing.guarded, problems, what, lambda: fn(self.inspector, site, limit), []
         )
         return rows, problems
 
@@ -67,25 +68,24 @@ class Pages:
         status = _arg(request, "status")
         if status is not None and status not in STATUSES:
             raise HTTPException(400, f"unknown status {status!r}")
-        filters = data.JobFilters(
+        filters = listing.JobFilters(
             status=status,
             site=_arg(request, "site"),
             queue=_arg(request, "queue"),
             method=_arg(request, "method"),
+            q=_arg(request, "q"),
+            exc_type=_arg(request, "exc_type"),
             page=_int(request, "page", 1),
             # ``limit`` is the other pages' name for it
             per_page=_int(request, "per_page", _int(request, "limit", PER_PAGE, 500), 500),
         )
-        found = await in_thread(data.jobs, self.inspector, filters)
-        query = {k: v for k, v in vars(filters).items() if v and k != "page"}
-        if filters.per_page == PER_PAGE:
-            del query["per_page"]
+        found = await in_thread(listing.jobs, self.inspector, filters)
         return self.dash.render(
             request,
             "jobs.html",
             page="jobs",
             filters=filters,
-            query=query,
+            query=filters.query(PER_PAGE),
             found=found,
             problems=found.problems,
             statuses=STATUSES,
@@ -99,7 +99,7 @@ class Pages:
             raise HTTPException(400, "pass ?site=SITE&id=JOB_ID")
         problems: list[str] = []
         job = await in_thread(
-            data.guarded, problems, f"job {job_id!r}",
+            listing.guarded, problems, f"job {job_id!r}",
             lambda: data.job_detail(self.inspector, site, job_id), None,
         )  # fmt: skip
         if problems:
@@ -116,7 +116,7 @@ class Pages:
         problems: list[str] = []
         site = _arg(request, "site")
         rows = await in_thread(
-            data.guarded, problems, "the Scheduled Job Types",
+            listing.guarded, problems, "the Scheduled Job Types",
             lambda: data.job_types(self.inspector, site), [],
         )  # fmt: skip
         return self.dash.render(
@@ -139,7 +139,7 @@ class Pages:
         keys = ("site", "task_id", "status", "stage")
         return JSONResponse(
             [
-                {**{k: r.get(k) for k in keys}, "progress": data.number(r.get("progress"))}
+                {**{k: r.get(k) for k in keys}, "progress": listing.number(r.get("progress"))}
                 for r in rows
             ]
         )
@@ -151,7 +151,7 @@ class Pages:
     async def metrics(self, request: Request) -> Response:
         problems: list[str] = []
         text = await in_thread(
-            data.guarded, problems, "the metrics", lambda: metrics_text(self.inspector), ""
+            listing.guarded, problems, "the metrics", lambda: metrics_text(self.inspector), ""
         )
         if problems:  # a scraper should see a failed scrape, not a page of zeros
             return PlainTextResponse(f"# {problems[0]}\n", 503)
@@ -213,10 +213,18 @@ class Pages:
         return response
 
     # -- actions ----------------------------------------------------------------------------
-    async def _act(self, request: Request, fn: Any, *args: Any) -> Response:
+    async def _act(self, request: Request, fn: Any, *args: str) -> Response:
         fields = await self.dash.form(request)
+        question = confirmation(request.url.path, fields)
+        if question and fields.get("confirmed") != "1":
+            return self._confirm(request, question, fields, {})
+        return await self._done(request, fields, fn, *[fields.get(a, "") for a in args])
+
+    async def _done(
+        self, request: Request, fields: dict[str, str], fn: Any, *args: Any
+    ) -> Response:
         try:
-            message = await in_thread(fn, self.dash.bench, *[fields.get(a, "") for a in args])
+            message = await in_thread(fn, self.dash.bench, *args)
         except JobbenchError as exc:
             kind, message = "bad", str(exc)
         else:
@@ -224,6 +232,28 @@ class Pages:
         response = _redirect(request, fields)
         self.dash.flash(request, response, kind, str(message))
         return response
+
+    def _confirm(
+        self,
+        request: Request,
+        question: str,
+        fields: dict[str, str],
+        lists: dict[str, list[str]],
+    ) -> Response:
+        """The confirmation step of a destructive action: a page whose form posts the same
+        fields again with ``confirmed=1`` (no script needed); its other button goes back."""
+        hidden = [(k, v) for k, v in fields.items() if k not in ("confirmed", *lists)]
+        hidden += [(k, v) for k, values in lists.items() for v in values]
+        return self.dash.render(
+            request,
+            "confirm.html",
+            page="confirm",
+            question=question,
+            action_url=f"{_base(request)}{request.url.path[len(_base(request)) :]}",
+            hidden=hidden,
+            back=fields.get("next") or "/",
+            jobs=[split_id(v) for v in lists.get("job", [])][:50],
+        )
 
     async def job_action(self, request: Request) -> Response:
         return await self._act(request, actions.job_action, "site", "job_id", "action")
@@ -233,6 +263,34 @@ class Pages:
 
     async def job_type_action(self, request: Request) -> Response:
         return await self._act(request, actions.job_type_action, "site", "name", "action")
+
+    async def bulk_action(self, request: Request) -> Response:
+        fields, lists = await self.dash.form_lists(request)
+        jobs = [split_id(v) for v in lists.get("job", [])]
+        action = fields.get("action", "")
+        if not jobs or action not in actions.BULK_ACTIONS:
+            return await self._done(request, fields, actions.bulk_action, action, jobs)
+        if fields.get("confirmed") != "1":
+            n = len(jobs)
+            what = "Retry" if action == "retry" else "Delete"
+            question = f"{what} {n} selected job{'s' if n != 1 else ''}?"
+            return self._confirm(request, question, fields, {"job": lists["job"]})
+        return await self._done(request, fields, actions.bulk_action, action, jobs)
+
+
+def confirmation(path: str, fields: dict[str, str]) -> str | None:
+    """The question to confirm before this action, or None when it needs none."""
+    site, job = fields.get("site") or "", fields.get("job_id", "")
+    action = fields.get("action", "")
+    if path.endswith("/actions/purge-failed"):
+        where = f"site {site}" if site else "every site"
+        queue = f", queue {fields['queue']}" if fields.get("queue") else ""
+        return f"Delete every failed job of {where}{queue}? This cannot be undone."
+    if path.endswith("/actions/job") and action == "delete":
+        return f"Delete job {job} of site {site}? Its record, result and traceback are lost."
+    if path.endswith("/actions/job") and action in ("stop", "cancel"):
+        return f"{action.capitalize()} job {job} of site {site}?"
+    return None
 
 
 def _purge(bench: Any, site: str, queue: str) -> str:

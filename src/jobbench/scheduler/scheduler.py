@@ -29,7 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobbench.bench import Bench
+from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker
+from jobbench.brokers.liveness import liveness
 from jobbench.context import SiteLocal, site_context
 from jobbench.errors import BrokerError, JobbenchError
 from jobbench.jobs.trust import secret_of
@@ -69,6 +71,13 @@ class Scheduler:
         self._next_reap = 0.0
         self._stop = False
         self._interval = 60.0
+        # Registered like a worker (same registry, same heartbeat settings), so doctor and the
+        # dashboard see every scheduler, on any host, and which one leads.
+        conf = bench.common_config()
+        self.heartbeat_interval, self.heartbeat_ttl = liveness(conf)
+        host = socket.gethostname()
+        self.info = WorkerInfo(self.owner, os.getpid(), host, [], "standby", kind="scheduler")
+        self._next_beat = 0.0
 
     @property
     def interval(self) -> float:
@@ -104,13 +113,32 @@ class Scheduler:
                         self._mark_tick(broker)
                     next_tick = self._next_tick() if on_tick else next_tick
                     next_check = now + self.interval / 4
+                self._beat(broker, leader, next_tick)
                 self._reap()
                 time.sleep(max(0.0, min(0.2, next_tick - self.clock())))
         finally:
             with contextlib.suppress(BrokerError):
                 broker.release_lease(LEASE, self.owner)
+            with contextlib.suppress(BrokerError):
+                broker.unregister_worker(self.owner)
         self.log(f"Scheduler {self.owner} stopped")
         return 0
+
+    def _beat(self, broker: Any, leader: bool, next_tick: float) -> None:
+        """Heartbeat every heartbeat_interval, and at once when the lease changed hands, so
+        listings name the leader within a loop turn. A broker error is logged, never fatal."""
+        info = self.info
+        changed = info.leader != leader
+        if not changed and time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + self.heartbeat_interval
+        info.leader = leader
+        info.state = "stopping" if self._stop else "leader" if leader else "standby"
+        info.tick_interval, info.next_tick = self._interval, next_tick
+        try:
+            broker.heartbeat(info, self.heartbeat_ttl)
+        except BrokerError as exc:
+            self.log(f"broker unavailable, heartbeat not written: {exc}")
 
     def _reap(self) -> None:
         if self._reaper is None or time.monotonic() < self._next_reap:
@@ -146,8 +174,10 @@ class Scheduler:
     def _mark_tick(self, broker: Any) -> None:
         """Publish the tick time for the metrics (``jobbench_scheduler_last_tick...``); a
         broker error is logged, never fatal."""
+        self.info.last_tick = time.time()
+        self._next_beat = 0.0  # publish the tick with the next heartbeat, now
         try:
-            broker.set_marker(LAST_TICK_MARKER, time.time())
+            broker.set_marker(LAST_TICK_MARKER, self.info.last_tick)
         except Exception as exc:  # noqa: BLE001 - metrics never stop the scheduler
             self.log(f"could not record the tick time: {exc}")
 

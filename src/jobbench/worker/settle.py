@@ -48,7 +48,7 @@ def dead_worker_reaper(bench: Bench) -> tuple[Callable[[], list[str]], float]:
     of dead workers, and how often to call it, so a job whose only worker died is settled
     while any jobbench process runs."""
     from jobbench.brokers.factory import get_broker, retention
-    from jobbench.worker.worker import liveness, reap_interval
+    from jobbench.brokers.liveness import liveness, reap_interval
 
     conf = bench.common_config()
     broker, keep = get_broker(bench, conf), retention(conf)

@@ -27,14 +27,14 @@ from typing import Any
 from jobbench.bench import Bench
 from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker, retention
+from jobbench.brokers.liveness import liveness as liveness
+from jobbench.brokers.liveness import reap_interval as reap_interval
 from jobbench.errors import BrokerError
 from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import secret_of
 from jobbench.utils import printable
 from jobbench.worker.executor import ExecutorConfig, executor_main
 
-HEARTBEAT_INTERVAL = 3.0  # defaults of worker_heartbeat_interval / worker_heartbeat_ttl:
-HEARTBEAT_TTL = 10.0  # a dead worker's jobs are settled within TTL + TTL/2 (15 s)
 HARD_GRACE = 3.0
 HOUSEKEEPING_INTERVAL = 1.0
 CLEANUP_INTERVAL = 60.0
@@ -52,23 +52,6 @@ class Running:
     stop_sent: bool = False
     kill_reason: str | None = None  # set when we killed the executor on purpose
     kill_status: str = "failed"
-
-
-def liveness(
-    conf: dict[str, Any], interval: float | None = None, ttl: float | None = None
-) -> tuple[float, float]:
-    """Heartbeat interval and TTL: the arguments, else worker_heartbeat_interval /
-    worker_heartbeat_ttl from the config, else 3 s / 10 s. The TTL is kept above the interval
-    (a worker must beat before its heartbeat lapses)."""
-    interval = interval or float(conf.get("worker_heartbeat_interval") or HEARTBEAT_INTERVAL)
-    ttl = ttl or float(conf.get("worker_heartbeat_ttl") or HEARTBEAT_TTL)
-    return interval, max(ttl, interval * 2)
-
-
-def reap_interval(ttl: float) -> float:
-    """How often live processes look for dead workers: half the TTL, so a dead worker's jobs
-    are settled within 1.5 x TTL of its last heartbeat (at most every 10 s)."""
-    return min(10.0, max(0.2, ttl / 2))
 
 
 def queue_concurrency(conf: dict[str, Any], queues: list[str]) -> int:

@@ -1,75 +1,109 @@
-// jobbench dashboard: local times and live progress (polls the JSON endpoints). No build step.
+// jobbench dashboard: live updates, the pause control, bars, relative times, select-all.
+// No build step, no inline script (the CSP allows only this file). Everything here is an
+// enhancement: without it every page still works, just without updating itself.
 (function () {
   "use strict";
-  var base = document.body.getAttribute("data-base") || "";
-  var PERIOD = 1000;
-
-  function localTimes() {
-    document.querySelectorAll("time[data-ts]").forEach(function (el) {
-      var ts = parseFloat(el.getAttribute("data-ts"));
-      if (!isNaN(ts)) el.textContent = new Date(ts * 1000).toLocaleString();
-    });
-  }
+  var PAUSED_KEY = "jobbench.dashboard.paused";
 
   // Bars get their width here, not from a style attribute (the CSP refuses inline style).
-  function initialBars() {
-    document.querySelectorAll(".bar[data-pct]").forEach(function (bar) {
+  function bars(root) {
+    root.querySelectorAll(".bar[data-pct]").forEach(function (bar) {
       var pct = parseFloat(bar.getAttribute("data-pct"));
       var fill = bar.querySelector(".fill");
       if (fill && !isNaN(pct)) fill.style.width = Math.max(0, Math.min(100, pct)) + "%";
     });
   }
 
-  function setBar(container, progress) {
-    var pct = Math.round((progress || 0) * 10) / 10;
-    var fill = container.querySelector(".fill");
-    var label = container.querySelector(".pct");
-    if (fill) fill.style.width = pct + "%";
-    if (label) label.textContent = pct + "%";
+  function relative(seconds) {
+    var span = Math.abs(seconds), units = [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]];
+    if (span < 5) return "just now";
+    for (var i = 0; i < units.length; i++) {
+      if (span >= units[i][0]) {
+        var text = Math.floor(span / units[i][0]) + " " + units[i][1];
+        return seconds > 0 ? "in " + text : text + " ago";
+      }
+    }
+    return "just now";
   }
 
-  function getJSON(url, done) {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data) done(data); })
-      .catch(function () { /* keep polling */ });
+  // The server wrote the relative time into each title when it rendered the page; hovering
+  // brings it up to date.
+  function freshTitle(event) {
+    var el = event.target.closest && event.target.closest("time[data-ts]");
+    if (!el) return;
+    var ts = parseFloat(el.getAttribute("data-ts"));
+    if (!isNaN(ts)) el.title = relative(ts - Date.now() / 1000);
   }
 
-  function pollTasks(table) {
-    getJSON(base + "/api/tasks", function (tasks) {
-      tasks.forEach(function (t) {
-        var sel = 'tr[data-task="' + CSS.escape(t.task_id) + '"][data-site="' +
-          CSS.escape(t.site) + '"]';
-        var row = table.querySelector(sel);
-        if (!row) return;
-        setBar(row.querySelector(".progress"), t.progress);
-        row.querySelector(".stage").textContent = t.stage || "";
-        var status = row.querySelector(".task-status");
-        status.textContent = t.status;
-        status.className = "state " + String(t.status).toLowerCase() + " task-status";
+  function selectAll(root) {
+    var all = root.querySelector("#select-all");
+    if (!all) return;
+    all.hidden = false;
+    all.addEventListener("change", function () {
+      root.querySelectorAll('input[type=checkbox][name=job]').forEach(function (box) {
+        box.checked = all.checked;
       });
     });
   }
 
-  function pollJob(table) {
-    var q = "?site=" + encodeURIComponent(table.getAttribute("data-site")) +
-      "&id=" + encodeURIComponent(table.getAttribute("data-job"));
-    getJSON(base + "/api/job" + q, function (job) {
-      var box = table.querySelector("[data-poll-job]");
-      setBar(box, job.progress);
-      box.querySelector(".stage").textContent = job.stage || "";
-      var status = document.getElementById("job-status");
-      status.textContent = job.status;
-      status.className = "state " + job.status;
-    });
+  function prepare(root) {
+    bars(root);
+    selectAll(root);
+  }
+
+  // A user in the middle of something (a selection, typing, an open <details>) keeps the
+  // page as it is until done.
+  function busy(live) {
+    if (live.querySelector("input[type=checkbox]:checked, details[open]")) return true;
+    var active = document.activeElement;
+    return !!(active && live.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+  }
+
+  function refresh(live) {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) {
+        if (r.redirected || !r.ok) return null;  // logged out, job deleted: keep what is shown
+        return r.text();
+      })
+      .then(function (html) {
+        if (!html || busy(live)) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+        // compared with what was fetched last: the live DOM differs (bars' widths are set here)
+        if (!fresh || fresh.innerHTML === live.lastHTML) return;
+        live.innerHTML = live.lastHTML = fresh.innerHTML;
+        prepare(live);
+        live.setAttribute("data-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next tick tries again */ });
+  }
+
+  function liveUpdates(live) {
+    var toggle = document.getElementById("live-toggle");
+    var period = parseInt(live.getAttribute("data-period"), 10) || 2000;
+    var paused = window.localStorage.getItem(PAUSED_KEY) === "1";
+    function show() {
+      toggle.textContent = paused ? "Resume updates" : "Pause updates";
+      toggle.setAttribute("aria-pressed", paused ? "true" : "false");
+      document.body.classList.toggle("paused", paused);
+    }
+    if (toggle) {
+      toggle.hidden = false;
+      show();
+      toggle.addEventListener("click", function () {
+        paused = !paused;
+        window.localStorage.setItem(PAUSED_KEY, paused ? "1" : "0");
+        show();
+      });
+    }
+    setInterval(function () {
+      if (!paused && !document.hidden && !busy(live)) refresh(live);
+    }, period);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes();
-    initialBars();
-    var tasks = document.querySelector("[data-poll-tasks]");
-    if (tasks) setInterval(function () { pollTasks(tasks); }, PERIOD);
-    var job = document.getElementById("job");
-    if (job) setInterval(function () { pollJob(job); }, PERIOD);
+    prepare(document);
+    document.addEventListener("mouseover", freshTitle);
+    var live = document.getElementById("live");
+    if (live) liveUpdates(live);
   });
 })();
