@@ -80,7 +80,7 @@ def queue_rows(
     problems: list[str],
 ) -> list[dict[str, Any]]:
     """Each queue: counts, depth, latency (age of its oldest queued job), throughput."""
-    ages = guarded(problems, "the oldest queued jobs", lambda: oldest_queued(inspector, now), {})
+    ages = guarded(problems, "the oldest queued jobs", lambda: inspector.oldest_queued(now), {})
     rates = charts.throughput(timeline, now)
     return [
         {
@@ -95,21 +95,6 @@ def queue_rows(
     ]
 
 
-def oldest_queued(inspector: Inspector, now: float) -> dict[str, float]:
-    """Per queue holding queued jobs: seconds since the oldest of them was enqueued."""
-    method = getattr(inspector, "oldest_queued", None)  # the Inspector's own, where it has one
-    if method is not None:
-        return dict(method(now))
-    ages: dict[str, float] = {}
-    for queue in inspector.queues():
-        n = inspector.broker.queue_length(queue.name)
-        if n:  # find() is newest first: the oldest queued job is the last one
-            page = inspector.broker.find(queue=queue.name, status="queued", limit=1, offset=n - 1)
-            if page:
-                ages[queue.name] = max(0.0, now - page[0].enqueued_at)
-    return ages
-
-
 def running(inspector: Inspector, now: float) -> list[dict[str, Any]]:
     """Started jobs with their worker and how long they have run, the longest first."""
     rows = []
@@ -121,14 +106,9 @@ def running(inspector: Inspector, now: float) -> list[dict[str, Any]]:
     return rows[:RUNNING_SHOWN]
 
 
-def liveness(inspector: Inspector) -> dict[str, Any] | None:
-    """The schedulers' liveness (which run, the leader, last and next tick), where the
-    Inspector reports it; None where it does not."""
-    method = getattr(inspector, "scheduler_liveness", None)
-    if method is None:
-        return None
-    state = method()
-    return dict(state.to_dict()) if hasattr(state, "to_dict") else None
+def liveness(inspector: Inspector) -> dict[str, Any]:
+    """The schedulers: which run, the leader, the last tick and the next one due."""
+    return inspector.scheduler_liveness().to_dict()
 
 
 def outbox(inspector: Inspector) -> Any:
