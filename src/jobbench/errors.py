@@ -38,6 +38,7 @@ exit. Backend errors (SQLAlchemy, drivers) are translated at the boundary with `
     │   ├── MethodNotAllowed         a method outside the site's apps and allowed_job_modules
     │   ├── UnimportableMethod       a lambda, nested function or __main__ function
     │   ├── NoSuchJobError           no job with that id
+    │   │   └── DependencyNotFound   enqueue(depends_on=...) names a job that is not stored
     │   ├── ArgumentNotSerializable  an argument the serializer cannot carry (also a TypeError)
     │   ├── PayloadTooLarge          serialised arguments over max_payload_bytes
     │   ├── PayloadError             a job payload that is corrupt, forged or unsigned
@@ -188,6 +189,11 @@ class NoSuchJobError(JobError):
     """There is no job with this id on the site."""
 
 
+class DependencyNotFound(NoSuchJobError):  # noqa: N818 - like NoSuchJobError
+    """``enqueue(depends_on=...)`` names a job with no stored record (never enqueued, deleted,
+    or past its retention); nothing was enqueued."""
+
+
 class PayloadError(JobError):
     """A job payload is corrupt, or a pickle payload is unsigned or its signature is wrong."""
 
@@ -244,6 +250,7 @@ __all__ = [
     "MethodNotAllowed",
     "MethodNotFound",
     "NoSuchJobError",
+    "DependencyNotFound",
     "PayloadError",
     "PayloadTooLarge",
     "QueueOverloaded",

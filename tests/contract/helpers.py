@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobbench.brokers.base import Broker, Retention
-from jobbench.jobs.record import JobRecord, JobStatus, full_id
+from jobbench.jobs.record import JobRecord, JobStatus, encode_ids, full_id
 
 KEEP = Retention()
 SITE = "site1"
@@ -67,6 +67,10 @@ def in_status(broker: Broker, job_id: str, status: str, **fields: Any) -> JobRec
     """A job brought into ``status`` through the broker's own methods; returns the record."""
     if status == JobStatus.QUEUED:
         enqueued(broker, job_id, **fields)
+    elif status == JobStatus.DEFERRED:  # waiting for a queued job of another queue
+        blocker = rec(f"{job_id}-dependency", queue="blockers", site=fields.get("site", SITE))
+        assert broker.enqueue(blocker) is True
+        enqueued(broker, job_id, depends_on=encode_ids([blocker.id]), **fields)
     elif status == JobStatus.CANCELED:
         record = enqueued(broker, job_id, **fields)
         assert broker.request_stop(record.id, KEEP) == JobStatus.CANCELED

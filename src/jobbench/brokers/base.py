@@ -11,6 +11,20 @@ retry, or a delayed job waiting for its run time); it is *final* once ``finished
 ``retry_at`` is the time a ``scheduled`` job is due: the run time of a delayed job
 (``enqueue(run_at=...)``) as much as the time of a retry. The name stays ``retry_at`` because
 it is a stored field; ``promote_due`` and ``run_now`` treat both kinds alike.
+
+Dependencies and concurrency keys (docs/jobs.md) ride on record fields, so no method takes
+more arguments for them. ``enqueue``/``enqueue_many`` of a record with ``depends_on`` (stored
+ids): an id neither stored nor an earlier item of the batch raises ``DependencyNotFound``
+(nothing written); with a dependency pending the job is stored ``deferred`` (a pending status
+entering no queue), with all done it is queued as without them, with one failed, stopped or
+canceled it is stored ``canceled`` with the reason (unless ``allow_dependency_failure``).
+The step that makes a job final (finish, fail without a retry, mark_stopped, a cancel, reap)
+or deletes it pending also queues its deferred dependents whose dependencies are all done, or
+cancels them with the reason, transitively. A claim starts a job with a ``concurrency_key``
+only while fewer than its ``concurrency_limit`` jobs of that key are ``started``; otherwise it
+parks the job (still ``queued``, out of ``queue_length`` and ``position``) and goes on with
+the jobs behind it. Every step that takes a job out of ``started`` frees its slot and puts
+parked jobs of the key back at the head of their queues, in the same atomic step.
 """
 
 from __future__ import annotations
@@ -100,6 +114,15 @@ def cumulative(per_bucket: Sequence[int], total: float) -> DurationHistogram:
         running += n
         buckets.append((bound, running))
     return {"buckets": buckets, "sum": total, "count": running}
+
+
+def unknown_dependency(stored_id: str) -> str:
+    """The message of ``DependencyNotFound`` for a dependency the broker has no record of."""
+    _, job_id = stored_id.partition("::")[::2]
+    return (
+        f"depends_on: no job {job_id!r} (never enqueued, deleted, or past its retention); "
+        "nothing was enqueued"
+    )
 
 
 def bucket_index(seconds: float) -> int:
@@ -305,6 +328,10 @@ class Broker(ABC):
         """Delete final records whose retention has expired. Returns how many."""
 
     # -- reading ------------------------------------------------------------------------------
+    @abstractmethod
+    def dependents(self, job_id: str) -> list[str]:
+        """Ids of the ``deferred`` jobs still waiting for job ``job_id`` (sorted)."""
+
     @abstractmethod
     def get(self, job_id: str) -> JobRecord | None:
         """The record, or None (also once its retention has expired)."""

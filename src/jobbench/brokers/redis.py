@@ -79,6 +79,7 @@ from jobbench.brokers.base import (
 )
 from jobbench.brokers.redis_codec import (
     enqueue_args,
+    enqueue_results,
     finish_args,
     hide_password,
     le,
@@ -90,7 +91,7 @@ from jobbench.brokers.redis_codec import (
     record_from_flat,
 )
 from jobbench.brokers.redis_conn import Client, RedisSettings, check_acks, key_prefix, run_waiting
-from jobbench.errors import BrokerUnavailable, QueueOverloaded
+from jobbench.errors import BrokerUnavailable
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
 __all__ = ["WORKER_DIED", "RedisBroker", "hide_password", "lua_sources"]
@@ -193,18 +194,7 @@ class RedisBroker(Broker):
             return []
         now = time.time()
         done = self._run("enqueue", *enqueue_args(items, now, max_queued))
-        if done and done[0] == -1:
-            raise QueueOverloaded(
-                f"queue '{done[1].decode()}' already holds {max_queued} jobs (max_queued_jobs); "
-                "wait for workers to catch up or add workers"
-            )
-        for item, taken in zip(items, done, strict=True):
-            if taken == 1:
-                delayed = item.run_at is not None and item.run_at > now
-                item.record.status = JobStatus.SCHEDULED if delayed else JobStatus.QUEUED
-                if delayed:
-                    item.record.retry_at = item.run_at
-        return [taken == 1 for taken in done]
+        return enqueue_results(items, done, now, max_queued)
 
     # -- consuming ----------------------------------------------------------------------------
     def finish_and_claim(
@@ -453,6 +443,10 @@ class RedisBroker(Broker):
             return int(self._client().llen(f"{self.prefix}queue:{queue}"))
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
+
+    def dependents(self, job_id: str) -> list[str]:
+        """The deferred members of ``dependents:<id>`` (the set may hold stale entries)."""
+        return sorted(raw.decode() for raw in self._run("dependents", job_id))
 
     def position(self, job_id: str) -> int | None:
         pos = self._run("position", job_id)

@@ -18,13 +18,23 @@ from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from jobbench.brokers.base import ONCE_TTL, EnqueueItem, Retention
-from jobbench.jobs.record import JobRecord
+from jobbench.brokers.base import ONCE_TTL, EnqueueItem, Retention, unknown_dependency
+from jobbench.errors import DependencyNotFound, QueueOverloaded
+from jobbench.jobs.record import JobRecord, JobStatus
 
 _BYTES_FIELDS = frozenset({"payload", "result"})
 # Counters a new record starts at 0: left out of its hash (a missing field reads as 0, and the
 # scripts HINCRBY them from nothing).
-_ZERO_DEFAULTS = frozenset({"attempts", "retries_left", "retry_count", "stop_requested"})
+_ZERO_DEFAULTS = frozenset(
+    {
+        "attempts",
+        "retries_left",
+        "retry_count",
+        "stop_requested",
+        "allow_dependency_failure",
+        "concurrency_limit",
+    }
+)
 # What the enqueue script writes from an item's header itself (lua/enqueue.lua).
 _HEADER_FIELDS = frozenset({"id", "queue", "enqueued_at", "status", "retry_at"})
 _SENT_FIELDS = tuple(f.name for f in fields(JobRecord) if f.name not in _HEADER_FIELDS)
@@ -32,15 +42,18 @@ _SENT_FIELDS = tuple(f.name for f in fields(JobRecord) if f.name not in _HEADER_
 
 @cache
 def lua_sources() -> dict[str, str]:
-    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua``.
+    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua`` and
+    ``common_limits.lua`` (dependencies and concurrency keys).
 
     Read once per process; the broker registers them (``register_script``) per connection."""
     folder = resources.files("jobbench.brokers") / "lua"
-    common = (folder / "common.lua").read_text(encoding="utf-8")
+    common = "\n".join(
+        (folder / name).read_text(encoding="utf-8") for name in ("common.lua", "common_limits.lua")
+    )
     return {
         entry.name.removesuffix(".lua"): common + "\n" + entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
-        if entry.name.endswith(".lua") and entry.name != "common.lua"
+        if entry.name.endswith(".lua") and not entry.name.startswith("common")
     }
 
 
@@ -120,18 +133,48 @@ def enqueue_args(items: Sequence[EnqueueItem], now: float, max_queued: int | Non
                 shared += (name, values[0])
         elif any(_stored(name, v) for v in values):
             varying.append(name)
+    deps = any(r.depends_on for r in records)
     args: list[Any] = [now, now + ONCE_TTL, "" if max_queued is None else max_queued]
-    args += (len(shared) // 2, *shared)
+    args += (now + Retention().failure_ttl if deps else "", len(shared) // 2, *shared)
     for item in items:
         record = item.record.__dict__
         own = [(n, record[n]) for n in varying if _stored(n, record[n])]
         delayed = item.run_at is not None and item.run_at > now
         flags = (
             f"{int(item.at_front)}{int(item.deduplicate)}{int(item.once_key is not None)}"
-            f"{int(item.new_id and not item.deduplicate)}"
+            f"{int(item.new_id and not item.deduplicate)}{int(bool(record['depends_on']))}"
         )
         args += (record["id"], record["queue"], flags, opt(item.once_key))
         args += (item.run_at if delayed else "", record["enqueued_at"], len(own))
         for pair in own:
             args += pair
     return args
+
+
+# What lua/enqueue.lua answers per item: 1 taken (queued, or scheduled when delayed), 0 not,
+# 3 deferred for its dependencies, 4 canceled for one of them.
+_TAKEN_AS = {3: JobStatus.DEFERRED, 4: JobStatus.CANCELED}
+
+
+def enqueue_results(
+    items: Sequence[EnqueueItem], done: list[Any], now: float, max_queued: int | None
+) -> list[bool]:
+    """Whether each item was taken, with its record's status set as stored; a refusal of the
+    batch (``{-1, queue}`` or ``{-2, dependency}``) raises ``QueueOverloaded`` or
+    ``DependencyNotFound``."""
+    if done and done[0] == -1:
+        raise QueueOverloaded(
+            f"queue '{done[1].decode()}' already holds {max_queued} jobs (max_queued_jobs); "
+            "wait for workers to catch up or add workers"
+        )
+    if done and done[0] == -2:
+        raise DependencyNotFound(unknown_dependency(done[1].decode()))
+    for item, taken in zip(items, done, strict=True):
+        if taken in _TAKEN_AS:
+            item.record.status = _TAKEN_AS[taken]
+        elif taken == 1:
+            delayed = item.run_at is not None and item.run_at > now
+            item.record.status = JobStatus.SCHEDULED if delayed else JobStatus.QUEUED
+            if delayed:
+                item.record.retry_at = item.run_at
+    return [taken != 0 for taken in done]

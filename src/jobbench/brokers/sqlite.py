@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobbench.brokers.base import TIMELINE_KEEP, Broker, EnqueueItem, Retention, WorkerInfo
+from jobbench.brokers.sqlite_limits import admit_or_park, deleted, resolve, unpark
 from jobbench.brokers.sqlite_reads import SQLiteReads
 from jobbench.brokers.sqlite_store import (
     CLAIM_PROMOTE_LIMIT,
@@ -127,15 +128,20 @@ class SQLiteBroker(SQLiteReads, Broker):
         now = time.time()
         promote(conn, now, CLAIM_PROMOTE_LIMIT)  # due jobs first: they may be what we take
         for queue in queues:
-            row = conn.execute(
-                f"UPDATE jobs SET status = 'started', worker = ?, started_at = ?, "
-                f"attempts = attempts + 1, pos = NULL, stop_requested = 0 "
-                f"WHERE id = (SELECT id FROM jobs WHERE queue = ? AND status = 'queued' "
-                f"ORDER BY pos LIMIT 1) RETURNING {', '.join(COLUMNS)}",
-                (worker, now, queue),
-            ).fetchone()
-            if row is not None:
+            while True:
+                row = conn.execute(
+                    f"UPDATE jobs SET status = 'started', worker = ?, started_at = ?, "
+                    f"attempts = attempts + 1, pos = NULL, stop_requested = 0 WHERE id = "
+                    f"(SELECT id FROM jobs WHERE queue = ? AND status = 'queued' AND pos IS NOT "
+                    f"NULL ORDER BY pos LIMIT 1) RETURNING {', '.join(COLUMNS)}",
+                    (worker, now, queue),
+                ).fetchone()
+                if row is None:
+                    break
                 record = self._record(row)
+                key, limit = record.concurrency_key, record.concurrency_limit
+                if key is not None and not admit_or_park(conn, record.id, key, limit):
+                    continue  # parked: its key is at its limit; the next job may run
                 count(conn, record.site, record.queue, "started")
                 return record
         return None
@@ -184,22 +190,26 @@ class SQLiteBroker(SQLiteReads, Broker):
             cur = conn.execute(
                 "UPDATE jobs SET status = 'scheduled', retry_at = ?, exc_info = ?, "
                 f"retries_left = retries_left - 1, retry_count = retry_count + 1, ended_at = ? "
-                f"WHERE {match} AND retries_left > 0 RETURNING site, queue, started_at",
+                f"WHERE {match} AND retries_left > 0 "
+                "RETURNING site, queue, started_at, concurrency_key",
                 (retry_at, exc_info, now, *args),
             )
             row = cur.fetchone()
             if row is not None:
                 settled(conn, row, "failed", now)
+                unpark(conn, row[3])
                 return True
         cur = conn.execute(
             f"UPDATE jobs SET status = 'failed', ended_at = ?, exc_info = ?, expires_at = ? "
-            f"WHERE {match} RETURNING site, queue, started_at",
+            f"WHERE {match} RETURNING site, queue, started_at, concurrency_key",
             (now, exc_info, now + keep.failure_ttl, *args),
         )
         row = cur.fetchone()
         if row is None:
             return False
         settled(conn, row, "failed", now)
+        unpark(conn, row[3])
+        resolve(conn, job_id, JobStatus.FAILED, now + keep.failure_ttl)
         conn.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND "
             "status = 'failed' ORDER BY ended_at DESC LIMIT -1 OFFSET ?)",
@@ -214,13 +224,15 @@ class SQLiteBroker(SQLiteReads, Broker):
         with self._tx() as conn:
             cur = conn.execute(
                 f"UPDATE jobs SET status = 'stopped', ended_at = ?, exc_info = ?, expires_at = ? "
-                f"WHERE {match} RETURNING site, queue",
+                f"WHERE {match} RETURNING site, queue, concurrency_key",
                 (now, reason, now + keep.failure_ttl, *args),
             )
             row = cur.fetchone()
             if row is None:
                 return False
             count(conn, row[0], row[1], "stopped")
+            unpark(conn, row[2])
+            resolve(conn, job_id, JobStatus.STOPPED, now + keep.failure_ttl)
             return True
 
     def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
@@ -230,24 +242,34 @@ class SQLiteBroker(SQLiteReads, Broker):
             cur = conn.execute(
                 "UPDATE jobs SET status = 'queued', worker = NULL, started_at = NULL, "
                 "exc_info = ?, stop_requested = 0, pos = (SELECT COALESCE(MIN(q.pos) - 1, 0) "
-                f"FROM jobs AS q WHERE q.queue = jobs.queue AND q.status = 'queued') WHERE {match}",
+                f"FROM jobs AS q WHERE q.queue = jobs.queue AND q.status = 'queued') WHERE {match} "
+                "RETURNING concurrency_key",
                 (reason, *args),
             )
-            return cur.rowcount > 0
+            row = cur.fetchone()
+            if row is None:
+                return False
+            unpark(conn, row[0])
+            return True
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
         now = time.time()
         with self._tx() as conn:
-            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status, concurrency_key FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             if row is None:
                 return None
-            if row[0] in ("queued", "scheduled"):
+            if row[0] in ("queued", "scheduled", "deferred"):
                 conn.execute(
                     "UPDATE jobs SET status = 'canceled', pos = NULL, front = NULL, "
-                    "ended_at = ?, expires_at = ? WHERE id = ?",
+                    "parked = NULL, ended_at = ?, expires_at = ? WHERE id = ?",
                     (now, now + keep.failure_ttl, job_id),
                 )
+                if row[0] == "queued":
+                    unpark(conn, row[1])  # it may have held a place unparked for a slot
+                resolve(conn, job_id, JobStatus.CANCELED, now + keep.failure_ttl)
                 return str(JobStatus.CANCELED)
             if row[0] == "started":
                 conn.execute("UPDATE jobs SET stop_requested = 1 WHERE id = ?", (job_id,))
@@ -281,8 +303,13 @@ class SQLiteBroker(SQLiteReads, Broker):
 
     def delete(self, job_id: str) -> bool:
         with self._tx() as conn:
-            cur = conn.execute("DELETE FROM jobs WHERE id = ? AND status != 'started'", (job_id,))
-            return cur.rowcount > 0
+            rows = conn.execute(
+                "DELETE FROM jobs WHERE id = ? AND status != 'started' "
+                "RETURNING id, status, concurrency_key",
+                (job_id,),
+            ).fetchall()
+            deleted(conn, rows)
+            return bool(rows)
 
     def purge(
         self, statuses: Sequence[str], queue: str | None = None, site: str | None = None
@@ -297,7 +324,9 @@ class SQLiteBroker(SQLiteReads, Broker):
                 sql += f" AND {column} = ?"
                 params.append(value)
         with self._tx() as conn:
-            return conn.execute(sql, params).rowcount
+            rows = conn.execute(f"{sql} RETURNING id, status, concurrency_key", params).fetchall()
+            deleted(conn, rows)
+            return len(rows)
 
     def set_progress(self, job_id: str, progress: float | None, stage: str | None) -> None:
         with self._tx() as conn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from jobbench.brokers import sqlite_limits as limits
 from jobbench.brokers.base import DURATION_BUCKETS, DurationHistogram, cumulative
 from jobbench.brokers.sqlite_store import LIVE, SELECT, SQLiteStore, queued_count
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord
@@ -80,10 +81,13 @@ class SQLiteReads(SQLiteStore):
         rows = self._read(
             "SELECT (SELECT COUNT(*) FROM jobs o WHERE o.queue = j.queue AND "
             "o.status = 'queued' AND o.pos < j.pos) FROM jobs j WHERE j.id = ? AND "
-            "j.status = 'queued'",
+            "j.status = 'queued' AND j.pos IS NOT NULL",
             (job_id,),
         )
         return int(rows[0][0]) if rows else None
+
+    def dependents(self, job_id: str) -> list[str]:
+        return limits.dependents(self._conn(), job_id)
 
     # -- metrics ------------------------------------------------------------------------------
     def counters(self) -> dict[tuple[str, str, str], int]:

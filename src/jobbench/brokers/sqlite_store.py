@@ -17,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from jobbench.brokers import sqlite_limits as limits
 from jobbench.brokers.base import (
     ONCE_TTL,
     TIMELINE_KINDS,
@@ -31,8 +32,9 @@ from jobbench.utils.files import private_sqlite_file
 COLUMNS = [f.name for f in fields(JobRecord)]
 # Columns of the broker's own beside the record's: ``pos`` orders a queue, ``expires_at`` ends
 # a final record's retention, ``front`` marks a delayed job that goes to the head of its queue
-# when it falls due.
-EXTRA_COLUMNS = {"pos": "INTEGER", "expires_at": "REAL", "front": "INTEGER"}
+# when it falls due (or a deferred one when its dependencies are done), ``parked`` orders the
+# queued jobs a claim set aside for their concurrency key (brokers/sqlite_limits.py).
+EXTRA_COLUMNS = {"pos": "INTEGER", "expires_at": "REAL", "front": "INTEGER", "parked": "INTEGER"}
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     {", ".join(f"{c} {'TEXT PRIMARY KEY' if c == 'id' else ''}" for c in COLUMNS)},
@@ -79,6 +81,7 @@ class SQLiteStore:
         try:
             self._conn().executescript(SCHEMA)  # idempotent DDL; executescript commits itself
             self._add_missing_columns()
+            self._conn().executescript(limits.SCHEMA)  # indexes on columns added just now
         except sqlite3.Error as exc:
             raise BrokerUnavailable(f"cannot set up the SQLite broker {self.path}: {exc}") from exc
 
@@ -253,6 +256,7 @@ def insert_jobs(
 
     A refusal raises before COMMIT, so the caller's ROLLBACK undoes the earlier items too."""
     batch = _Batch(conn, items, max_queued)
+    deps = _Dependents(conn)
     now = time.time()
     rows: list[list[Any]] = []
     taken: list[bool] = []
@@ -260,16 +264,23 @@ def insert_jobs(
         record = item.record
         if item.deduplicate and batch.pending(record.id):
             taken.append(False)
+            deps.earlier.add(record.id)
             continue
+        held = deps.hold(record, batch.status) if record.depends_on else None
         delayed = item.run_at is not None and item.run_at > now
-        if not delayed:
+        immediate = not delayed and held is None
+        if immediate:
             batch.admit(record.queue)
+        deps.earlier.add(record.id)
         if item.once_key is not None and not take_once(conn, item.once_key):
-            if not delayed and max_queued is not None:
+            if immediate and max_queued is not None:
                 batch.queued[record.queue] -= 1
             taken.append(False)
             continue
-        if delayed:
+        if held is not None:
+            deps.store(record, held, now)
+            pos, front = None, 1 if item.at_front and held else None
+        elif delayed:
             record.status, record.retry_at = JobStatus.SCHEDULED, item.run_at
             pos, front = None, 1 if item.at_front else None
         else:
@@ -280,7 +291,46 @@ def insert_jobs(
         rows.append([values[c] for c in COLUMNS] + [pos, front])
         taken.append(True)
     conn.executemany(_INSERT, rows)
+    deps.written()
     return taken
+
+
+class _Dependents:
+    """The items of an enqueue batch that have ``depends_on``: deferred or canceled ones."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.earlier: set[str] = set()  # ids of the batch's earlier items, taken or not
+        self.pairs: list[tuple[str, str]] = []  # (dependency, deferred dependent)
+        self.canceled: list[str] = []
+
+    def hold(self, record: JobRecord, known: dict[str, tuple[str, str]]) -> list[str] | None:
+        """The pending dependencies that hold ``record`` back ([] when one failed: it is
+        canceled), or None when all are done and it is queued as without them."""
+        allow = bool(record.allow_dependency_failure)
+        waiting, reason = limits.dependency_state(
+            self.conn, record.dependencies, allow, known, self.earlier
+        )
+        if reason is not None:
+            record.exc_info = reason
+            return []
+        return waiting or None
+
+    def store(self, record: JobRecord, waiting: list[str], now: float) -> None:
+        if waiting:
+            record.status = JobStatus.DEFERRED
+            self.pairs += [(dep, record.id) for dep in waiting]
+        else:
+            record.status, record.ended_at = JobStatus.CANCELED, now
+            self.canceled.append(record.id)
+
+    def written(self) -> None:
+        """After the batch's INSERT: register the deferred, settle the canceled."""
+        limits.register(self.conn, self.pairs)
+        expires = time.time() + limits.DEFAULT_CANCEL_TTL
+        for job_id in self.canceled:
+            self.conn.execute("UPDATE jobs SET expires_at = ? WHERE id = ?", (expires, job_id))
+            limits.resolve(self.conn, job_id, JobStatus.CANCELED, expires)
 
 
 def take_once(conn: sqlite3.Connection, key: str) -> bool:
@@ -295,7 +345,8 @@ def take_once(conn: sqlite3.Connection, key: str) -> bool:
 
 def queued_count(conn: sqlite3.Connection, queue: str) -> int:
     row = conn.execute(
-        "SELECT COUNT(*) FROM jobs WHERE queue = ? AND status = 'queued'", (queue,)
+        "SELECT COUNT(*) FROM jobs WHERE queue = ? AND status = 'queued' AND pos IS NOT NULL",
+        (queue,),
     ).fetchone()
     return int(row[0])
 
@@ -341,13 +392,16 @@ def finish_in(
     cur = conn.execute(
         "UPDATE jobs SET status = 'finished', ended_at = ?, result = ?, expires_at = ?, "
         "progress = CASE WHEN progress IS NULL THEN NULL ELSE 100 END "
-        "WHERE id = ? AND status = 'started' AND worker = ? RETURNING site, queue, started_at",
+        "WHERE id = ? AND status = 'started' AND worker = ? "
+        "RETURNING site, queue, started_at, concurrency_key",
         (now, result, now + keep.results_ttl, job_id, worker),
     )
     row = cur.fetchone()
     if row is None:
         return False
     settled(conn, row, "finished", now)
+    limits.unpark(conn, row[3])
+    limits.resolve(conn, job_id, JobStatus.FINISHED, now + keep.failure_ttl)
     return True
 
 

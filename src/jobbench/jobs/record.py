@@ -13,6 +13,7 @@ older file, and a Redis hash without the field reads as the field's default.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
@@ -27,6 +28,7 @@ class JobStatus(StrEnum):
     STOPPED = "stopped"
     CANCELED = "canceled"
     SCHEDULED = "scheduled"  # waiting for a retry at ``retry_at``
+    DEFERRED = "deferred"  # waiting for its dependencies (``depends_on``) to finish, as RQ's
 
     @property
     def is_final(self) -> bool:
@@ -36,7 +38,9 @@ class JobStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 )
-PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED})
+PENDING_STATUSES = frozenset(
+    {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+)
 SEPARATOR = "::"
 
 
@@ -47,6 +51,21 @@ def full_id(site: str, job_id: str) -> str:
 def split_id(stored: str) -> tuple[str, str]:
     site, _, job_id = stored.partition(SEPARATOR)
     return site, job_id
+
+
+def encode_ids(ids: list[str]) -> str:
+    """A list of stored ids as ``depends_on`` holds it (JSON: any string is a valid id)."""
+    return json.dumps(ids, separators=(",", ":"))
+
+
+def decode_ids(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    try:
+        ids = json.loads(raw)
+    except ValueError:
+        return []
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
 
 
 @dataclass
@@ -81,6 +100,18 @@ class JobRecord:
     stop_requested: int = 0
     event: str | None = None  # Frappe's enqueue(event=...): a label purge-jobs --event matches
     signature: str | None = None  # HMAC over what decides what runs (jobbench.jobs.trust)
+    # Dependencies (docs/jobs.md): the stored ids this job waits for, as a JSON list; with
+    # allow_dependency_failure it also runs after one of them failed, stopped or was canceled.
+    depends_on: str | None = None
+    allow_dependency_failure: int = 0
+    # At most concurrency_limit jobs with the same concurrency_key are started at once.
+    concurrency_key: str | None = None
+    concurrency_limit: int = 0
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The stored ids in ``depends_on`` (empty when it has none, or it is unreadable)."""
+        return decode_ids(self.depends_on)
 
     @property
     def job_id(self) -> str:
@@ -99,7 +130,15 @@ class JobRecord:
 
 
 _FLOATS = {"enqueued_at", "started_at", "ended_at", "retry_at", "progress"}
-_INTS = {"timeout", "attempts", "retries_left", "retry_count", "stop_requested"}
+_INTS = {
+    "timeout",
+    "attempts",
+    "retries_left",
+    "retry_count",
+    "stop_requested",
+    "allow_dependency_failure",
+    "concurrency_limit",
+}
 _BYTES = {"payload", "result"}
 
 

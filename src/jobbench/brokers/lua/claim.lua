@@ -2,7 +2,8 @@
 -- `started` by the worker, atomically. Wake lists of queues found empty are deleted here, in
 -- the same step, so a claimer that then blocks on them cannot miss a later enqueue. Scheduled
 -- jobs that are due are queued first (a bounded batch), so a delayed job or a retry does not
--- wait for a worker's housekeeping.
+-- wait for a worker's housekeeping. A job whose concurrency key has no free slot is parked
+-- (lua/common_limits.lua) and the claim goes on with the next one.
 -- ARGV: prefix, worker, now, queue1, queue2, ...
 -- Returns the record as HGETALL's flat list; else when the earliest scheduled job falls due
 -- (a string, so the claimer can wake then), or false.
@@ -14,8 +15,14 @@ for i = 4, #ARGV do
     local id = redis.call('LPOP', qkey(queue))
     if not id then break end
     local key = jkey(id)
-    local h = redis.call('HMGET', key, 'status', 'queue', 'enqueued_at', 'site')
-    if h[1] == 'queued' and h[2] == queue then
+    local h = redis.call('HMGET', key, 'status', 'queue', 'enqueued_at', 'site',
+      'concurrency_key', 'concurrency_limit')
+    local ck = h[5]
+    if h[1] == 'queued' and h[2] == queue and ck
+        and not slot_free(ck, tonumber(h[6] or '1') or 1) then
+      park(id, ck)  -- its key is at its limit: the jobs behind it are still claimable
+    elseif h[1] == 'queued' and h[2] == queue then
+      if ck then redis.call('SADD', P .. 'running:' .. ck, id) end
       redis.call('HSET', key, 'status', 'started', 'worker', worker, 'started_at', now,
         'stop_requested', '0')
       redis.call('HINCRBY', key, 'attempts', 1)

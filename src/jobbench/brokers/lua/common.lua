@@ -47,13 +47,20 @@ local function notify(id)
   end
 end
 
+-- Dependencies and concurrency keys (lua/common_limits.lua, loaded after this file): a job
+-- leaving `started` gives its key's slot back, a queued one leaves its key's parked list, and
+-- a job becoming final (or a pending one deleted) settles the jobs that depend on it.
+local release_slot, unqueue_keyed, resolve_dependents
+
 -- Remove `id` from every structure that being (`queue`, `status`) puts it in; not the hash.
 local function unindex(id, queue, status)
   redis.call('ZREM', idx(queue, status), id)
   if status == 'queued' then
     redis.call('LREM', qkey(queue), 1, id)
+    unqueue_keyed(id)
   elseif status == 'started' then
     redis.call('ZREM', P .. 'started', id)
+    release_slot(id)
   elseif status == 'scheduled' then
     redis.call('ZREM', P .. 'scheduled', id)
   elseif FINAL[status] then
@@ -71,6 +78,7 @@ local function drop(id, queue, status)
   if cur[1] == queue and cur[2] == status then
     redis.call('DEL', jkey(id))
     notify(id)
+    if PENDING[status] then resolve_dependents(id, 'deleted') end
     return true
   end
   return not cur[2]
@@ -84,6 +92,7 @@ local function finalize(id, queue, status, enqueued_at, expires_at, expire_ms)
   redis.call('HSET', key, 'expires_at', expires_at)
   redis.call('PEXPIREAT', key, expire_ms)
   notify(id)
+  resolve_dependents(id, status, expires_at, expire_ms)
 end
 
 -- A `scheduled` job (its hash fields h = status, queue, enqueued_at, front) goes to its queue:

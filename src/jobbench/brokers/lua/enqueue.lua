@@ -3,19 +3,26 @@
 -- with max_queued (the one refusal) a first pass decides every item without writing, so a
 -- refusal returns before anything changed; without it nothing can refuse, and each item is
 -- decided (duplicate? once-key taken?) as it is written, earlier items' writes in view.
--- ARGV: prefix, now, once_expires_at, max_queued or '', m, m (field, value) pairs every
--- record of the batch has, then per item:
---   id, queue, flags (4 chars '0'|'1': at_front, deduplicate, has_once_key, new_id: a fresh
---   random id no record can have, so no old record is looked for), once_key,
+-- Dependencies: an item with depends_on is stored `deferred` while one of them is pending
+-- (and registered in their dependents sets), queued when all are done, or `canceled` with
+-- the reason when one failed, stopped or was canceled; a dependency that no stored record and
+-- no earlier item of the batch has refuses the batch, before anything is written.
+-- ARGV: prefix, now, once_expires_at, max_queued or '', deps ('' when no item has
+-- depends_on, else when a canceled dependent's record expires), m, m (field, value) pairs
+-- every record of the batch has, then per item:
+--   id, queue, flags (5 chars '0'|'1': at_front, deduplicate, has_once_key, new_id: a fresh
+--   random id no record can have, so no old record is looked for, has depends_on), once_key,
 --   run_at ('' unless delayed), enqueued_at, n, field1, value1, ... (n pairs: the record's
 --   own fields; id, queue, enqueued_at, status and retry_at are written from the header)
--- Returns {1|0, ...} per item (0: a pending duplicate, or the once-key is taken), or
--- {-1, queue} when that queue already holds max_queued jobs (nothing written).
+-- Returns {1|0|3|4, ...} per item (0: a pending duplicate, or the once-key is taken; 3:
+-- deferred; 4: canceled for its dependency), or {-1, queue} when that queue already holds
+-- max_queued jobs, or {-2, id} for an unknown dependency (nothing written).
 local now = tonumber(ARGV[2])
 local max_queued = ARGV[4] ~= '' and tonumber(ARGV[4]) or nil
 local ONE = string.byte('1')
 local NONE = {false, false}  -- HMGET's answer for a key that does not exist
-local shared_end = 5 + 2 * tonumber(ARGV[5])
+local cancel_expires = ARGV[5]
+local shared_end = 6 + 2 * tonumber(ARGV[6])
 local FIRST_ITEM = shared_end + 1
 
 -- The item whose header starts at ARGV[i], and where the next one starts.
@@ -25,7 +32,7 @@ local function parse(i)
   return {
     id = ARGV[i], queue = ARGV[i + 1], front = string.byte(flags, 1) == ONE,
     dedup = string.byte(flags, 2) == ONE, once = once, run_at = ARGV[i + 4],
-    new = string.byte(flags, 4) == ONE,
+    new = string.byte(flags, 4) == ONE, deps = string.byte(flags, 5) == ONE,
     enq = ARGV[i + 5], first = i + 7, last = i + 6 + 2 * n,
   }, i + 7 + 2 * n
 end
@@ -53,7 +60,7 @@ local function decide(items, out)
   end
   for k, it in ipairs(items) do
     local take = not (it.dedup and PENDING[status_of(it.id, it.new)[1]])
-    local immediate = it.run_at == ''
+    local immediate = it.run_at == '' and not it.deps
     if take and immediate and length(it.queue) >= max_queued then return it.queue end
     if take and it.once and (keys[it.once] or once_taken(it.once)) then take = false end
     if take then
@@ -96,7 +103,7 @@ end
 -- shapes (a queued job owning 1 to 3 fields, e.g. payload and signature) are passed straight
 -- to redis.call; building a table per job costs as much as the HSET itself.
 local SHARED = {}
-for k = 6, shared_end do SHARED[#SHARED + 1] = ARGV[k] end
+for k = 7, shared_end do SHARED[#SHARED + 1] = ARGV[k] end
 local function store(key, it, status)
   local f, n = it.first, (it.last - it.first + 1) / 2
   local id, queue, enq = it.id, it.queue, it.enq
@@ -122,7 +129,65 @@ local function store(key, it, status)
   return redis.call('HSET', key, unpack(h))
 end
 
--- Write one item (decided by pass 1 when `it.take` is set, else here). Returns 1 or 0.
+-- The value of record field `name` of an item: its own fields, else the batch's shared ones.
+local function field_of(it, name)
+  for k = it.first, it.last, 2 do
+    if ARGV[k] == name then return ARGV[k + 1] end
+  end
+  for k = 1, #SHARED, 2 do
+    if SHARED[k] == name then return SHARED[k + 1] end
+  end
+  return nil
+end
+
+-- The first dependency of the batch that neither a stored record nor an earlier item has.
+local function unknown_dependency(items)
+  local ids = {}
+  for _, it in ipairs(items) do
+    if it.deps then
+      for _, dep in ipairs(decode_ids(field_of(it, 'depends_on'))) do
+        if not ids[dep] and redis.call('EXISTS', jkey(dep)) == 0 then return dep end
+      end
+    end
+    ids[it.id] = true
+  end
+  return nil
+end
+
+-- An item's dependencies as they stand: the pending ones, or the reason it is canceled.
+local function dependencies(it)
+  local allow = field_of(it, 'allow_dependency_failure') == '1'
+  local waiting = {}
+  for _, dep in ipairs(decode_ids(field_of(it, 'depends_on'))) do
+    local s = redis.call('HGET', jkey(dep), 'status') or 'missing'
+    if PENDING[s] then
+      waiting[#waiting + 1] = dep
+    elseif s ~= 'finished' and not allow then
+      return nil, dependency_reason(dep, s)
+    end
+  end
+  return waiting, nil
+end
+
+-- Store an item with dependencies that is not queued at once: deferred (3) or canceled (4).
+local function store_dependent(key, it, waiting, reason)
+  local id, queue = it.id, it.queue
+  if reason then
+    store(key, it, 'canceled')
+    redis.call('HSET', key, 'ended_at', ARGV[2], 'exc_info', reason)
+    finalize(id, queue, 'canceled', it.enq, cancel_expires,
+      string.format('%d', math.ceil(tonumber(cancel_expires) * 1000)))
+    return 4
+  end
+  store(key, it, 'deferred')
+  if it.front then redis.call('HSET', key, 'front', '1') end
+  redis.call('ZADD', idx(queue, 'deferred'), it.enq, id)
+  for _, dep in ipairs(waiting) do redis.call('SADD', P .. 'dependents:' .. dep, id) end
+  return 3
+end
+
+-- Write one item (decided by pass 1 when `it.take` is set, else here). Returns 1 or 0 (or
+-- 3, 4 for an item with dependencies: deferred, canceled).
 local function write(it)
   local id, queue = it.id, it.queue
   local key = jkey(id)
@@ -139,6 +204,13 @@ local function write(it)
     redis.call('DEL', key, P .. 'done:' .. id)
   end
   local delayed = it.run_at ~= ''
+  if it.deps then
+    local waiting, reason = dependencies(it)
+    if reason or #waiting > 0 then
+      seen[queue] = true
+      return store_dependent(key, it, waiting, reason)
+    end
+  end
   store(key, it, delayed and 'scheduled' or 'queued')
   if delayed then
     redis.call('ZADD', idx(queue, 'scheduled'), it.enq, id)
@@ -165,12 +237,23 @@ local function push_all(cmd, key, values, step)
 end
 
 local out = {}
-if max_queued then
+if max_queued or cancel_expires ~= '' then
   local items, i = {}, FIRST_ITEM
   while i <= #ARGV do items[#items + 1], i = parse(i) end
-  local full = decide(items, out)
-  if full then return {-1, full} end
-  for _, it in ipairs(items) do write(it) end
+  if cancel_expires ~= '' then
+    local unknown = unknown_dependency(items)
+    if unknown then return {-2, unknown} end
+  end
+  if max_queued then
+    local full = decide(items, out)
+    if full then return {-1, full} end
+    for k, it in ipairs(items) do
+      local done = write(it)
+      if done > 1 then out[k] = done end
+    end
+  else
+    for k, it in ipairs(items) do out[k] = write(it) end
+  end
 else
   local i, it = FIRST_ITEM, nil
   while i <= #ARGV do
