@@ -147,6 +147,7 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
             f"{f.get('deadlock_finished', '-')} | {f.get('connections_killed', '-')} | "
             f"{f['error_logs']} | {f['seconds']} |"
         )
+    out += _host_cut([f for f in figures if f["scenario"] == "host_cut"])
     out += [
         "",
         "## Also covered (pass/fail, no figures)",
@@ -179,6 +180,10 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
         "  under a live worker, never run. Fixed in `brokers/redis.py`: each reply is handled",
         "  on its own and only what did not run is redone",
         "  (test: `tests/integration/test_redis_scripts_lost.py`).",
+        "- Tracking: a worker cut off from the broker, whose job another host had settled",
+        "  failed, ran the job to its end behind the cut and set its Background Task",
+        "  Completed over the Failed one. A job's own task updates are now conditional on the",
+        "  task's status (`jobs/tracking.py`; test: `tests/chaos/test_host_cut.py`).",
         "",
         "## Not covered yet",
         "",
@@ -190,6 +195,30 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
         "",
     ]
     return "\n".join(out)
+
+
+def _host_cut(cuts: list[dict[str, object]]) -> list[str]:
+    out = [
+        "",
+        "## A host cut off",
+        "",
+        "Two worker hosts in network namespaces (veth pairs to a bridge) share a Redis and a",
+        "PostgreSQL site database started on the bridge's address. In each round host 0's link",
+        "is set down while it runs a job (packets dropped, not refused): host 1 must settle the",
+        'job failed "worker died" once host 0\'s heartbeat expires; the link comes back, host 0',
+        "runs the job to its end and reports it, and that late outcome must change nothing in",
+        "the broker or in the job's Background Task (else the run fails).",
+        "",
+        "| broker | site database | cuts | settled by the other host | outcomes overwritten "
+        "after the link came back | heartbeat TTL (s) | max detection (s) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for f in cuts:
+        out.append(
+            f"| {f['broker']} | {f['site_db']} | {f['cuts']} | {f['settled_by_other_host']} | "
+            f"{f['overwritten_after_mend']} | {f['ttl']} | {f['max_detection']} |"
+        )
+    return out
 
 
 def main() -> int:

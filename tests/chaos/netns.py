@@ -1,5 +1,5 @@
-"""Hosts on one machine for tests that cross a network: network namespaces joined by veth pairs
-to a bridge in the root namespace, and servers (Redis, PostgreSQL) the test starts on the
+"""Hosts on one machine, for the chaos tests that cross a network: network namespaces joined by
+veth pairs to a bridge in the root namespace, and servers (Redis, PostgreSQL) the test starts on the
 bridge's address, so a process in a namespace reaches them only over its own link.
 
 Cutting a host's link (``Hosts.cut``) sets its bridge-side veth down: packets are dropped, not
