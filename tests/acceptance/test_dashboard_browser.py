@@ -1,9 +1,10 @@
 """The dashboard in a real browser: Playwright driving the system Chromium against
 ``jobbench dashboard`` (a real subprocess on a free loopback port) on a temp SQLite bench with a
-real ``jobbench worker``. Loads every page; sees a queued job appear; stops a running job (it
-waits on a file) and sees it ``stopped``; retries a failed one; stops and resumes a Scheduled
-Job Type; watches a Background Task's progress bar move (the job publishes progress in steps,
-waiting on files between them). Off loopback (``create_app(require_auth=True)`` served by
+real ``jobbench worker``. Loads every page; sees a queued job appear and cancels it; stops a
+running job (it waits on a file; both after the confirmation page) and sees it ``stopped``;
+retries a failed one; stops and resumes a Scheduled Job Type; watches a Background Task's
+progress bar move (the job publishes progress in steps, waiting on files between them).
+Off loopback (``create_app(require_auth=True)`` served by
 uvicorn in a thread) an unauthenticated visit is sent to /login, JSON gets 401, and a POST
 without the CSRF token is refused even when logged in; after logging out, a copy of the
 session cookie in another browser is sent to /login. A name resolving to 127.0.0.1 (DNS
@@ -18,234 +19,21 @@ Skipped (with the reason) when Playwright or /usr/bin/chromium is missing; faile
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import jobbench
-from conftest import IN_CI, write_app  # tests/conftest.py
-from jobbench.bench import Bench, init_bench
 
-from .helpers import cli_env
+from . import dashboard_kit as kit
+from .dashboard_kit import PASSWORD, Env, Page, answers, free_port, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP rebind.test 127.0.0.1",  # an attacker's name for loopback
-]
-CSP_MESSAGE = "Content Security Policy"
-PASSWORD = "browser-test-password"
-JOBS = """
-import os
-import time
-
-import jobbench
-
-
-def wait_file(path, timeout=60):
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise TimeoutError(path)
-        time.sleep(0.05)
-
-
-def wait_for(path):
-    wait_file(path)
-    return "seen"
-
-
-def fail_unless(path):
-    if not os.path.exists(path):
-        raise RuntimeError("no " + path)
-    return "ok"
-
-
-def steps(go, n=2):
-    jobbench.publish_progress(0, "waiting")
-    for i in range(n):
-        wait_file(f"{go}.{i}")
-        jobbench.publish_progress((i + 1) * 100 / n, f"step {i + 1}")
-    return "done"
-"""
-
-
-def _missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright Python package is not installed (pip install playwright)"
-    if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    for module in ("starlette", "jinja2", "uvicorn", "python_multipart"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (the dashboard extra)"
-    return None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _requirements() -> None:
-    reason = _missing()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)")
-        pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status < 500)
-    except OSError as exc:
-        return getattr(exc, "code", 0) in (401, 303)
-
-
-class Env:
-    def __init__(self, bench: Bench, url: str, files: Path) -> None:
-        self.bench, self.url, self.files = bench, url, files
-
-    def enqueue(self, method: str, **kwargs: Any) -> Any:
-        with jobbench.site_context("s1", self.bench.path) as local:
-            job = jobbench.enqueue(f"tapp.dashjobs.{method}", **kwargs)
-            local.db.commit()
-            return job
-
-    def status(self, job_id: str) -> str | None:
-        with jobbench.site_context("s1", self.bench.path):
-            return jobbench.get_job_status(job_id)  # type: ignore[no-any-return]
-
-    def file(self, name: str) -> str:
-        return str(self.files / name)
-
-
-def _spawn(bench: Bench, *args: str) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "jobbench", "--bench", str(bench.path), *args]
-    return subprocess.Popen(
-        argv,
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    from jobbench.brokers.factory import close_brokers
-    from jobbench.sites import install_app, new_site
-
-    root = tmp_path_factory.mktemp("dash")
-    bench = init_bench(root / "bench")
-    write_app(bench.path / "apps", "tapp")
-    (bench.path / "apps" / "tapp" / "dashjobs.py").write_text(JOBS)
-    new_site(bench, "s1")
-    install_app(bench, "s1", "tapp")
-    bench.update_common_config({"default_site": "s1"})
-    from jobbench.dashboard.auth import hash_password
-
-    bench.update_common_config({"dashboard_password_hash": hash_password(PASSWORD)})
-    files = root / "files"
-    files.mkdir()
-    port = free_port()
-    server = _spawn(bench, "dashboard", "--port", str(port))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers(url + "/static/dashboard.css"), "the dashboard", 30)
-        yield Env(Bench(bench.path), url, files)
-    finally:
-        _end(server)
-        close_brokers()
-
-
-@pytest.fixture(scope="module")
-def worker(env: Env) -> Iterator[subprocess.Popen[bytes]]:
-    proc = _spawn(env.bench, "worker", "--queue", "short,default,long")
-    try:
-        yield proc
-    finally:
-        _end(proc)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-class Page:
-    """Playwright's page plus the CSP violations its console reported."""
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-        self.page = context.new_page()
-        self.violations: list[str] = []
-        self.page.on("console", self._console)
-
-    def _console(self, message: Any) -> None:
-        if CSP_MESSAGE in message.text:
-            self.violations.append(message.text)
-
-
-@pytest.fixture
-def watched(browser: Any) -> Iterator[Page]:
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    watched = Page(context)
-    try:
-        yield watched
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page(watched: Page) -> Iterator[Any]:
-    yield watched.page
-    assert watched.violations == [], "the dashboard broke its own Content-Security-Policy"
+# The kit's fixtures, found by pytest under these names in this module.
+_requirements, browser, env, page = kit._requirements, kit.browser, kit.env, kit.page
+watched, worker = kit.watched, kit.worker
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -268,7 +56,9 @@ def test_every_page_loads_and_a_queued_job_appears(env: Env, page: Any) -> None:
     page.reload()
     row = page.locator(f'tr[data-job="{job.id}"]')
     expect(row).to_have_attribute("data-status", "queued")
-    row.get_by_role("button", name="Stop").click()
+    row.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#question")).to_contain_text(f"Cancel job {job.id}")
+    page.get_by_role("button", name="Yes, do it").click()
     expect(page.locator("#flash")).to_contain_text("canceled")
     assert env.status(job.id) == "canceled"
 
@@ -281,6 +71,7 @@ def test_stop_a_running_job(env: Env, page: Any, worker: Any) -> None:
     page.goto(f"{env.url}/job?site=s1&id={job.id}")
     expect(page.locator("#job-status")).to_have_text("started")
     page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Yes, do it").click()  # the confirmation step
     expect(page.locator("#job-status")).to_have_text("stopped", timeout=20_000)
     assert env.status(job.id) == "stopped"
 

@@ -275,10 +275,11 @@ def test_job_page_shows_every_field_of_the_record(client: TestClient, bench: Ben
     shown = set(re.findall(r'<tr data-field="(\w+)">', page))
     expected = {
         f.name for f in dataclasses.fields(record)
-        if getattr(record, f.name) not in (None, "") and f.name not in
+        if getattr(record, f.name) not in (None, "", 0) and f.name not in
         ("payload", "result", "exc_info", "status", "progress", "stage")
     }  # fmt: skip
-    assert shown == expected and {"event", "job_name", "signature", "enqueued_at"} <= shown
+    assert shown == expected | {"attempts"}  # attempts is shown at 0 too; other zeros not
+    assert {"event", "job_name", "signature", "enqueued_at", "timeout"} <= shown
     assert "kwargs_note" in page  # the arguments, decoded
     row = page[page.index('<tr data-field="enqueued_at">') :].split("</tr>")[0]
     assert "<time datetime=" in row

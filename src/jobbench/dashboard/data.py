@@ -138,12 +138,19 @@ def job_detail(inspector: Inspector, site: str, job_id: str) -> dict[str, Any] |
     return shown
 
 
+def _empty(name: str, value: Any) -> bool:
+    """Unset: None, '', and a counter or flag at 0 (attempts is shown even at 0)."""
+    if value is None or value == "":
+        return True
+    return isinstance(value, int) and not value and name != "attempts"
+
+
 def record_fields(record: Any) -> list[dict[str, Any]]:
     """(name, value, is_time) of each set field of a record, in the dataclass's order."""
     out = []
     for f in dataclasses.fields(record):
         value = getattr(record, f.name, None)
-        if f.name in OWN_SECTIONS or value is None or value == "" or isinstance(value, bytes):
+        if f.name in OWN_SECTIONS or isinstance(value, bytes) or _empty(f.name, value):
             continue
         is_time = f.name.endswith("_at") and number(value) is not None
         out.append({"name": f.name, "value": value, "is_time": is_time})
