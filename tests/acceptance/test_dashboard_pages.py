@@ -64,10 +64,11 @@ def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
     for old in SHOTS.glob("*.png"):
         old.unlink()
     yield SHOTS
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     taken = len(list(SHOTS.glob("*.png")))
-    if reporter is not None and taken:
-        reporter.write_line(f"dashboard screenshots ({taken}): {SHOTS}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None and taken:
+        with capture.global_and_fixture_disabled():  # past the output capture, to the terminal
+            print(f"\ndashboard screenshots ({taken}): {SHOTS}")
 
 
 class Jobs:
