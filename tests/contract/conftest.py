@@ -1,4 +1,6 @@
-"""The ``broker`` fixture: every contract test runs against SQLite and against Redis.
+"""The ``broker`` fixture: every contract test runs against SQLite, against Redis, and against
+a 3-master Redis Cluster the session starts (``redis-cluster``: proves every script keeps to
+its bench's hash slot).
 
 Redis uses database 15 of the server in $JOBBENCH_TEST_REDIS (default redis://127.0.0.1:6379),
 flushed before and after each test, with a random bench id. When Redis does not answer, the
@@ -12,6 +14,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -50,11 +53,33 @@ def _flush_redis() -> None:
         client.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Any]]:
+    """A 3-master Redis Cluster this session starts (tests/redis_servers.py), for the whole
+    contract suite on Cluster: every script must keep to its bench's hash slot."""
+    from redis_servers import start_cluster, stop_all
+
+    nodes = start_cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield nodes
+    finally:
+        stop_all(nodes)
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def broker_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerSpec]:
-    """What to build: a SQLite file in tmp_path, or a flushed Redis db 15 with a new bench id."""
+    """What to build: a SQLite file in tmp_path, a flushed Redis db 15 with a new bench id, or
+    a new bench id on the test-owned Redis Cluster (flushed after the test)."""
     if request.param == "sqlite":
         yield BrokerSpec("sqlite", str(tmp_path / "queue.sqlite3"))
+        return
+    if request.param == "redis-cluster":
+        nodes = request.getfixturevalue("redis_cluster")
+        try:
+            yield BrokerSpec("redis", nodes[0].url, bench_id=uuid.uuid4().hex, cluster=True)
+        finally:
+            for node in nodes:
+                node.client().flushall()
         return
     _require_redis()
     _flush_redis()

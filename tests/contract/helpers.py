@@ -22,11 +22,13 @@ FAR_FUTURE = 4_000_000_000.0  # year 2096: a retry that never comes due during a
 
 @dataclass(frozen=True)
 class BrokerSpec:
-    """Which broker to build: ``sqlite`` on a file, or ``redis`` on a URL with a bench id."""
+    """Which broker to build: ``sqlite`` on a file, or ``redis`` on a URL with a bench id
+    (one server, or a Cluster reached through one of its nodes)."""
 
     kind: str
     target: str
     bench_id: str = ""
+    cluster: bool = False  # target is a node of a Redis Cluster
 
     def make(self) -> Broker:
         if self.kind == "sqlite":
@@ -34,8 +36,10 @@ class BrokerSpec:
 
             return SQLiteBroker(self.target)
         from jobbench.brokers.redis import RedisBroker
+        from jobbench.brokers.redis_conn import RedisSettings
 
-        return RedisBroker(self.target, bench_id=self.bench_id)
+        settings = RedisSettings(self.target, cluster=self.cluster)
+        return RedisBroker(self.target, bench_id=self.bench_id, settings=settings)
 
 
 def rec(job_id: str, queue: str = QUEUE, site: str = SITE, **fields: Any) -> JobRecord:
