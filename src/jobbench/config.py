@@ -74,6 +74,10 @@ def _serializer(value: Any) -> str | None:
     return None if value in ("json", "pickle") else '"json" or "pickle"'
 
 
+def _log_format(value: Any) -> str | None:
+    return None if value in ("text", "json") else '"text" or "json"'
+
+
 def _time_zone(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return "an IANA time zone name such as 'Europe/Berlin'"
@@ -158,6 +162,7 @@ KNOWN_KEYS: dict[str, Check] = {
     "rq_failed_jobs_limit": _int(0),
     "max_queued_jobs": _optional(_int(1)),
     "job_serializer": _serializer,
+    "log_format": _log_format,
     "secret_key": _str,
     "allowed_job_modules": _str_list,
     "max_payload_bytes": _int(1),

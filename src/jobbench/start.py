@@ -19,6 +19,7 @@ there. Otherwise it is left out and ``start`` says so in one line, ``not started
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO
 
+from jobbench import logs
 from jobbench.bench import Bench
 from jobbench.setup import worker_groups
 from jobbench.worker.executor import die_with_parent
@@ -51,13 +53,14 @@ class Child:
     buffer: bytes = field(default=b"")
 
 
-def plan(bench: Bench) -> list[Child]:
-    """The children ``start`` runs for this bench."""
+def plan(bench: Bench, log_format: str | None = None) -> list[Child]:
+    """The children ``start`` runs for this bench (``log_format``: their --log-format)."""
     base = [sys.executable, "-m", "jobbench", "--bench", str(bench.path)]
-    entries = [("scheduler", [*base, "schedule"])]
+    logged = ["--log-format", log_format] if log_format else []
+    entries = [("scheduler", [*base, "schedule", *logged])]
     for group in worker_groups(bench.common_config()):
         for i in range(1, group.count + 1):
-            argv = [*base, "worker", "--queue", ",".join(group.queues)]
+            argv = [*base, "worker", "--queue", ",".join(group.queues), *logged]
             entries.append((f"worker.{group.name}.{i}", argv))
     dashboard = _dashboard_argv(bench)
     if dashboard:
@@ -110,13 +113,22 @@ def _child_setup() -> None:
 
 
 class Starter:
-    def __init__(self, bench: Bench, colour: bool | None = None, out: IO[str] | None = None):
+    def __init__(
+        self,
+        bench: Bench,
+        colour: bool | None = None,
+        out: IO[str] | None = None,
+        log_format: str | None = None,
+    ):
         self.bench = bench
         self.out = out or sys.stdout
         self.colour = self.out.isatty() and not os.environ.get("NO_COLOR")
         if colour is not None:
             self.colour = colour
-        self.children = plan(bench)
+        # json: the children's lines pass through as they are (one object each, no prefix);
+        # ours, and any line of a child that is not JSON, become objects naming the process.
+        self.json = logs.log_format(bench.common_config(), log_format) == "json"
+        self.children = plan(bench, log_format)
         self.width = max(len(c.name) for c in self.children)
         self.stopping = 0
         self.signals: list[int] = []
@@ -228,10 +240,22 @@ class Starter:
             self.say(child.name, line.decode(errors="replace").rstrip("\r"), child.colour)
 
     def say(self, name: str, message: str, colour: str = "1") -> None:
+        if self.json:
+            self._say_json(name, message)
+            return
         prefix = f"{name:<{self.width}} |"
         if self.colour:
             prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
         self.out.write(f"{prefix} {message}\n")
+        self.out.flush()
+
+    def _say_json(self, name: str, message: str) -> None:
+        if not (message.startswith("{") and message.endswith("}")):  # a child's JSON line
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+            logger = "jobbench.start" if name == "start" else "jobbench.start.child"
+            data = {"ts": stamp, "level": "info", "logger": logger, "event": "log"}
+            message = json.dumps({**data, "message": message, "process": name})
+        self.out.write(message + "\n")
         self.out.flush()
 
 

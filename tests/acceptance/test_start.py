@@ -115,3 +115,33 @@ def test_start_runs_jobs_restarts_children_and_stops_cleanly(
     assert json.loads(ok(run_cli(*args, cwd=bench_dir))) == []
     text = log.read_text()
     assert "warm shutdown" in text and "all processes stopped" in text
+
+
+def test_start_with_json_logs_writes_one_object_per_line(bench_dir: Path) -> None:
+    """--log-format json reaches every child; start's own lines are objects too (no
+    prefix), each naming its process."""
+    log = bench_dir / "start.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobbench", "start", "--log-format", "json"],
+            cwd=bench_dir,
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: log.read_text().count('"Worker ') >= 2, "two workers to start")
+        wait_for(lambda: '"Scheduler ' in log.read_text(), "the scheduler to start")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    objects = [json.loads(line) for line in log.read_text().splitlines()]
+    loggers = {o["logger"] for o in objects}
+    assert {"jobbench.start", "jobbench.worker", "jobbench.scheduler"} <= loggers, loggers
+    ours = [o for o in objects if o["logger"] == "jobbench.start"]
+    assert ours[0]["process"] == "start" and ours[-1]["message"] == "all processes stopped"

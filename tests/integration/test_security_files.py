@@ -182,8 +182,8 @@ def test_worker_log_escapes_control_characters_in_job_ids(engine: Engine) -> Non
     assert "\x1b" not in log and "\r" not in log and "\x07" not in log, repr(log)
     assert "evil\\n\\x1b[31mred\\r\\x07" in log, log
     assert not any(line.startswith("\\x1b[31mred") for line in log.splitlines())
-    started = [line for line in log.splitlines() if f"{jobs_path('add')} (" in line]
-    assert len(started) == 1 and started[0].endswith("started"), log
+    start, end = [line for line in log.splitlines() if f"{jobs_path('add')} (" in line]
+    assert start.endswith("started") and " finished in " in end, log
     if engine.kind == "sqlite":
         site_db = engine.bench.site_path("site1") / "site.sqlite3"
         for path in (engine.bench.sites_path / "queue.sqlite3", site_db):

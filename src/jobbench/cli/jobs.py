@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from jobbench.cli.jobids import found_job, job_site
+from jobbench.cli.logopts import log_format_option, setup_logging
 from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
 from jobbench.errors import JobbenchError
 
@@ -62,6 +63,7 @@ def _queues(state: CliState, text: str | None) -> list[str]:
     type=click.IntRange(1, 10_000),
     help="async def jobs at once (default: config async_concurrency, or 10).",
 )
+@log_format_option
 @pass_state
 def worker_command(
     state: CliState,
@@ -71,11 +73,13 @@ def worker_command(
     quiet: bool,
     concurrency: int | None,
     async_concurrency: int | None,
+    log_format: str | None,
 ) -> None:
     """Run one worker (a supervisor plus an executor) on the queues."""
     from jobbench.worker.worker import Worker
 
     bench = state.bench
+    setup_logging(bench, log_format)
     worker = Worker(
         bench,
         _queues(state, queue_text),
@@ -95,6 +99,7 @@ def worker_command(
 @click.option("--strategy", type=STRATEGIES, default="default", show_default=True)
 @click.option("--quiet", is_flag=True)
 @click.option("--with-scheduler", is_flag=True, help="Also run the scheduler (like Frappe).")
+@log_format_option
 @pass_state
 def worker_pool_command(
     state: CliState,
@@ -104,9 +109,12 @@ def worker_pool_command(
     strategy: str,
     quiet: bool,
     with_scheduler: bool,
+    log_format: str | None,
 ) -> None:
     """Run N workers under one parent that restarts any that die."""
     from jobbench.worker.pool import WorkerPool
+
+    setup_logging(state.bench, log_format)
 
     queues = _queues(state, queue_text)
     pool = WorkerPool(state.bench, queues, num_workers, strategy, burst, quiet, with_scheduler)

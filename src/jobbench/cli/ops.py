@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from jobbench.cli.logopts import log_format_option
 from jobbench.cli.main import (
     CliState,
     cli,
@@ -32,12 +33,14 @@ def _inspector(state: CliState) -> Any:
 
 @cli.command("start")
 @click.option("--no-color", is_flag=True, help="Plain log prefixes even on a terminal.")
+@log_format_option
 @pass_state
-def start_command(state: CliState, no_color: bool) -> None:
+def start_command(state: CliState, no_color: bool, log_format: str | None) -> None:
     """Run the scheduler and every worker the config asks for, until Ctrl-C."""
     from jobbench.start import Starter
 
-    sys.exit(Starter(state.bench, colour=False if no_color else None).run())
+    colour = False if no_color else None
+    sys.exit(Starter(state.bench, colour=colour, log_format=log_format).run())
 
 
 @cli.command("doctor")

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from jobbench.cli.logopts import log_format_option, setup_logging
 from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
 from jobbench.context import site_context
 from jobbench.errors import JobbenchError
@@ -18,12 +19,14 @@ ON_OFF = click.Choice(["on", "off"])
 
 @cli.command("schedule")
 @click.option("--quiet", is_flag=True)
+@log_format_option
 @pass_state
-def schedule_command(state: CliState, quiet: bool) -> None:
+def schedule_command(state: CliState, quiet: bool, log_format: str | None) -> None:
     """Run the scheduler: every tick, enqueue the due job types of every active site."""
     from jobbench.scheduler.scheduler import Scheduler
     from jobbench.worker.settle import dead_worker_reaper
 
+    setup_logging(state.bench, log_format)
     reaper = dead_worker_reaper(state.bench)
     sys.exit(Scheduler(state.bench, quiet=quiet, reaper=reaper).run())
 

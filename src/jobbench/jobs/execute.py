@@ -30,12 +30,14 @@ It returns an ``Outcome``; recording it in the broker is the caller's job.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobbench import logs
 from jobbench.bench import Bench
 from jobbench.brokers.base import Broker
 from jobbench.context import SiteLocal, site_context
@@ -51,6 +53,7 @@ from jobbench.jobs.record import JobRecord
 from jobbench.model.database import CallbackManager
 
 MAX_INPLACE_RETRIES = 5
+_LOG = logs.get_logger("job")
 # QueryTimeoutError covers LockWaitTimeoutError (its subclass) and statement timeouts.
 RETRYABLE = (QueryDeadlockError, QueryTimeoutError, RetryBackgroundJobError)
 
@@ -172,14 +175,25 @@ def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any
             result = aio.settle(fn(**kwargs))  # an async def job is awaited here
             local.db.commit()
             return result
-        except RETRYABLE:
+        except RETRYABLE as exc:
             if attempt == MAX_INPLACE_RETRIES:
                 raise
             local.db.rollback()
             job.after_job.reset()  # only the attempt that counts has its callbacks run
             local.session.user = user  # the retry runs as the same user
+            _log_retry(job.record, exc, attempt + 1)
             time.sleep(attempt + 1)
     raise AssertionError("unreachable")
+
+
+def _log_retry(record: JobRecord, exc: BaseException, n: int) -> None:
+    """``retry 2/5 in 2 s`` on the jobbench.job logger (in the executor, which writes it)."""
+    where = f"{record.queue}: {record.method} ({record.id})"
+    fields: dict[str, Any] = {"job_id": record.id, "method": record.method, "queue": record.queue}
+    fields.update(site=record.site, exc_type=type(exc).__name__, exc_message=str(exc))
+    fields.update(retry=n, retries=MAX_INPLACE_RETRIES, retry_in=float(n), in_place=True)
+    line = f"{where} {type(exc).__name__}: {exc}; retry {n}/{MAX_INPLACE_RETRIES} in {n} s"
+    logs.emit(_LOG, line, logging.WARNING, "job_retry", fields)
 
 
 def _after_job(local: SiteLocal, kwargs: dict[str, Any], result: Any) -> None:

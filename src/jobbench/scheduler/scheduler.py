@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from jobbench import logs
 from jobbench.bench import Bench
 from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker
@@ -38,6 +40,8 @@ from jobbench.jobs.trust import secret_of
 from jobbench.scheduler.cron import DEFAULT_INTERVAL, schedule_basis, to_local
 from jobbench.scheduler.status import inactive_reason
 
+LOG = logs.get_logger("scheduler")
+WARN = logging.WARNING
 LEASE = "scheduler"
 LAST_TICK_MARKER = "scheduler_last_tick"  # broker marker: epoch seconds of the last tick
 JOB_TYPE = "Scheduled Job Type"
@@ -88,7 +92,7 @@ class Scheduler:
         try:
             self._interval = float(self.bench.common_config().get("scheduler_tick_interval") or 60)
         except JobbenchError as exc:
-            self.log(f"config unreadable, keeping a {self._interval:g} s tick: {exc}")
+            self.log(f"config unreadable, keeping a {self._interval:g} s tick: {exc}", WARN)
         return self._interval
 
     def run(self) -> int:
@@ -97,6 +101,7 @@ class Scheduler:
         once) as soon as a dead leader's lease lapses."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        logs.ensure_handler()
         self.log(f"Scheduler {self.owner} started (tick every {self.interval:g} s)")
         broker = get_broker(self.bench, self.bench.common_config())
         leader = False
@@ -138,7 +143,7 @@ class Scheduler:
         try:
             broker.heartbeat(info, self.heartbeat_ttl)
         except BrokerError as exc:
-            self.log(f"broker unavailable, heartbeat not written: {exc}")
+            self.log(f"broker unavailable, heartbeat not written: {exc}", WARN)
 
     def _reap(self) -> None:
         if self._reaper is None or time.monotonic() < self._next_reap:
@@ -148,7 +153,7 @@ class Scheduler:
         try:
             settled = reap()
         except Exception as exc:  # noqa: BLE001 - housekeeping never stops the scheduler
-            self.log(f"could not settle the jobs of dead workers: {exc}")
+            self.log(f"could not settle the jobs of dead workers: {exc}", WARN)
             return
         if settled:
             self.log(f"settled {len(settled)} job(s) of dead workers")
@@ -159,7 +164,7 @@ class Scheduler:
         try:
             return bool(broker.acquire_lease(LEASE, self.owner, self.interval * 1.2))
         except BrokerError as exc:
-            self.log(f"broker unavailable, will retry: {exc}")
+            self.log(f"broker unavailable, will retry: {exc}", WARN)
             return False
 
     def _next_tick(self) -> float:
@@ -179,7 +184,7 @@ class Scheduler:
         try:
             broker.set_marker(LAST_TICK_MARKER, self.info.last_tick)
         except Exception as exc:  # noqa: BLE001 - metrics never stop the scheduler
-            self.log(f"could not record the tick time: {exc}")
+            self.log(f"could not record the tick time: {exc}", WARN)
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self._stop = True
@@ -193,7 +198,7 @@ class Scheduler:
                 self._tick_site(site, now, report)
             except Exception as exc:  # noqa: BLE001 - one broken site never stops the others
                 report.errors.append(f"{site}: {exc}")
-                self.log(f"{site}: tick failed: {traceback.format_exc(limit=3)}")
+                self.log(f"{site}: tick failed: {traceback.format_exc(limit=3)}", WARN)
         return report
 
     def _tick_site(self, site: str, now: float, report: TickReport) -> None:
@@ -239,11 +244,12 @@ class Scheduler:
         except JobbenchError as exc:  # one bad job type never stops the others
             local.db.rollback()
             report.errors.append(f"{local.site}:{name}: {exc}")
-            self.log(f"{local.site}: {name}: {exc}")
+            self.log(f"{local.site}: {name}: {exc}", WARN)
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        """A line on the ``jobbench.scheduler`` logger (see jobbench.logs)."""
         if not self.quiet:
-            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+            logs.emit(LOG, message, level)
 
 
 def _candidates(local: SiteLocal, now: float, basis: str) -> list[str]:

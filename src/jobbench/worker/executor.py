@@ -35,6 +35,7 @@ from jobbench.errors import BrokerError, JobTimeoutException
 from jobbench.jobs import aio
 from jobbench.jobs.execute import Outcome, StopJob, execute_job
 from jobbench.jobs.record import JobRecord
+from jobbench.worker.joblog import end_detail, retry_delay
 from jobbench.worker.slots import Slots
 
 MAX_BACKOFF = 3600.0
@@ -130,9 +131,15 @@ def record_outcome(
     elif outcome.status == "stopped":
         broker.mark_stopped(record.id, worker, outcome.exc_info or "stopped", keep)
     else:
-        retrying = outcome.retry and record.retries_left > 0
-        retry_at = time.time() + backoff(record.retry_count) if retrying else None
+        delay = retry_delay(record, outcome, backoff(record.retry_count))
+        retry_at = None if delay is None else time.time() + delay
         broker.fail(record.id, worker, outcome.exc_info or "failed", keep, retry_at=retry_at)
+
+
+def _ended(record: JobRecord, outcome: Outcome) -> list[object]:
+    """The end line for the parent's job-end log line (worker/joblog.py)."""
+    delay = retry_delay(record, outcome, backoff(record.retry_count))
+    return ["E", record.id, end_detail(record, outcome, delay)]
 
 
 def run_one(record: JobRecord, bench: Bench, broker: Broker) -> Outcome:
@@ -310,7 +317,7 @@ class _Run:
     def settle_thread_job(self, record: JobRecord, outcome: Outcome) -> None:
         """A job thread records its own job's outcome and tells the parent."""
         _settle(self.broker, self.bench, self.cfg.worker_name, record, outcome, self.keep, None)
-        self.teller.tell(["E", record.id, outcome.status])
+        self.teller.tell(_ended(record, outcome))
 
 
 def _claim_next(run: _Run) -> JobRecord | None:
@@ -354,7 +361,7 @@ def _run_inline(run: _Run, record: JobRecord) -> tuple[JobRecord | None, bool]:
     following = _settle(
         run.broker, run.bench, run.cfg.worker_name, record, outcome, run.keep, order
     )
-    lines: list[list[object]] = [["E", record.id, outcome.status]]
+    lines: list[list[object]] = [_ended(record, outcome)]
     if following is not None:
         lines.append(_started(following))
     run.teller.tell(*lines)

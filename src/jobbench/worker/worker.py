@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import select
 import signal
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from jobbench import logs
 from jobbench.bench import Bench
 from jobbench.brokers.base import WorkerInfo
 from jobbench.brokers.factory import get_broker, retention
@@ -32,9 +34,11 @@ from jobbench.brokers.liveness import reap_interval as reap_interval
 from jobbench.errors import BrokerError
 from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import secret_of
-from jobbench.utils import printable
 from jobbench.worker.executor import ExecutorConfig, executor_main
+from jobbench.worker.joblog import job_end
 
+LOG = logs.get_logger("worker")
+WARN = logging.WARNING
 HARD_GRACE = 3.0
 HOUSEKEEPING_INTERVAL = 1.0
 CLEANUP_INTERVAL = 60.0
@@ -115,7 +119,6 @@ class Worker:
         self._pipe: int | None = None
         self._ctrl: int | None = None  # stop requests to the executor: a job id per line
         self._buffer = b""
-        self._log_batch: list[str] | None = None  # lines logged while reading a batch
         self._running: dict[str, Running] = {}  # what the executor runs, by job id
         self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
         self._done = False
@@ -138,6 +141,7 @@ class Worker:
         # A handler (even a no-op) makes SIGCHLD write to the wakeup fd, so the loop notices
         # an executor's exit at once instead of at the next timeout.
         signal.signal(signal.SIGCHLD, _wake)
+        logs.ensure_handler()
         self.log(f"Worker {self.name} started, queues: {', '.join(self.info.queues)}")
         try:
             self._heartbeat(force=True)
@@ -222,18 +226,13 @@ class Worker:
             return
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
-        self._log_batch = []  # one write to stdout for the whole batch of lines
-        try:
+        with logs.batch():  # one write to stdout for the whole batch of lines
             for line in lines:
                 kind, job_id, extra = json.loads(line)
                 if kind == "S":
                     self._job_started(job_id, extra)
                 else:
-                    self._job_ended(job_id, str(extra))
-        finally:
-            batch, self._log_batch = self._log_batch, None
-            if batch:
-                print("\n".join(batch), flush=True)
+                    self._job_ended(job_id, extra)
 
     def _job_started(self, job_id: str, extra: list[Any]) -> None:
         timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
@@ -241,7 +240,11 @@ class Worker:
         deadline = now + timeout + HARD_GRACE if timeout > 0 else None
         self._running[job_id] = Running(job_id, method, queue, timeout, now, deadline)
         self._show_running()
-        self.log(f"{queue}: {method} ({job_id}) started")
+        if not self.quiet:
+            fields = {"job_id": job_id, "method": method, "queue": queue}
+            logs.emit(
+                LOG, f"{queue}: {method} ({job_id}) started", event="job_start", fields=fields
+            )
 
     def _current(self) -> str | None:
         """The job heartbeats show: the longest running one (the first reported)."""
@@ -252,16 +255,22 @@ class Worker:
         current = self._current()
         self.info.state, self.info.current_job = ("busy" if current else "idle"), current
 
-    def _job_ended(self, job_id: str, status: str) -> None:
+    def _job_ended(self, job_id: str, detail: Any) -> None:
         running = self._running.pop(job_id, None)
         if running is not None:
             self.info.working_time += time.monotonic() - running.started
+        status = str(detail[0] if isinstance(detail, list) else detail)
         if status == "finished":
             self.info.successful += 1
         else:
             self.info.failed += 1
         self._show_running()
-        self.log(f"{running.queue if running else '?'}: {job_id} {status}")
+        if not self.quiet:
+            method, queue = (running.method, running.queue) if running else ("?", "?")
+            started = running.started if running else None
+            line, fields = job_end(job_id, method, queue, started, detail)
+            level = logging.INFO if status == "finished" else logging.WARNING
+            logs.emit(LOG, line, level, "job_end", fields)
 
     # -- failures the executor cannot report itself ---------------------------------------------
     def _check_executor(self) -> None:
@@ -301,7 +310,7 @@ class Worker:
                 self._unsettled = (lost, code)
             self._settle_unreported(code)
         except BrokerError as exc:
-            self.log(f"broker unavailable, settling the executor's jobs later: {exc}")
+            self.log(f"broker unavailable, settling the executor's jobs later: {exc}", WARN)
             return False
         self._unsettled = None
         return True
@@ -346,7 +355,11 @@ class Worker:
             reason,
             stopped=running.kill_status == "stopped",
         )
-        self.log(f"{running.queue}: {running.job_id} {running.kill_status}: {reason}")
+        if not self.quiet:
+            detail = [running.kill_status, time.monotonic(), None, reason]
+            r = running
+            line, fields = job_end(r.job_id, r.method, r.queue, r.started, detail)
+            logs.emit(LOG, line, WARN, "job_end", fields)
 
     def _enforce_deadline(self) -> None:
         cold = self._cold_deadline
@@ -416,7 +429,7 @@ class Worker:
         )
         if self.broker.interrupt(job_id, self.name, reason):
             sync_task(self.broker, self.bench, job_id, reason)
-        self.log(f"{queue}: {job_id} requeued: {reason}")
+        self.log(f"{queue}: {job_id} requeued: {reason}", WARN)
 
     # -- stop requests, heartbeat, housekeeping -----------------------------------------------
     def _close_ctrl(self) -> None:
@@ -450,7 +463,7 @@ class Worker:
         try:
             self._housekeeping()
         except BrokerError as exc:
-            self.log(f"broker unavailable, retrying: {exc}")
+            self.log(f"broker unavailable, retrying: {exc}", WARN)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -519,12 +532,8 @@ class Worker:
             time.sleep(0.02)
         self._kill_executor()
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        """A line on the ``jobbench.worker`` logger (jobbench.logs escapes what job ids,
+        methods and reasons, all from enqueue callers, could do to a terminal)."""
         if not self.quiet:
-            # Job ids, methods and reasons come from enqueue callers: escape control characters
-            # so none can forge a log line or send escape sequences to a terminal.
-            line = f"{time.strftime('%H:%M:%S')} {printable(message)}"
-            if self._log_batch is not None:
-                self._log_batch.append(line)
-            else:
-                print(line, flush=True)
+            logs.emit(LOG, message, level)
