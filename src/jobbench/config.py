@@ -70,6 +70,13 @@ def _str_list(value: Any) -> str | None:
     return None if ok else "a list of non-empty strings"
 
 
+def _method_limits(value: Any) -> str | None:
+    ok = isinstance(value, dict) and all(
+        isinstance(k, str) and k and _int(1)(v) is None for k, v in value.items()
+    )
+    return None if ok else 'an object like {"myapp.tasks.sync": 1} (dotted path: limit >= 1)'
+
+
 def _serializer(value: Any) -> str | None:
     return None if value in ("json", "pickle") else '"json" or "pickle"'
 
@@ -161,6 +168,7 @@ KNOWN_KEYS: dict[str, Check] = {
     "rq_job_failure_ttl": _int(0),
     "rq_failed_jobs_limit": _int(0),
     "max_queued_jobs": _optional(_int(1)),
+    "job_concurrency_limits": _method_limits,
     "job_serializer": _serializer,
     "log_format": _log_format,
     "secret_key": _str,

@@ -18,12 +18,13 @@ from typing import Any
 from jobbench.bench import Bench
 from jobbench.brokers.base import Broker, WorkerInfo
 from jobbench.brokers.factory import get_broker
+from jobbench.jobs import outbox as job_outbox
 from jobbench.jobs.queues import queue_timeouts
 from jobbench.jobs.record import JobRecord, JobStatus
 from jobbench.scheduler.scheduler import LAST_TICK_MARKER
 
 STATUSES = [s.value for s in JobStatus]
-PENDING = ["queued", "started", "scheduled"]
+PENDING = ["queued", "started", "scheduled", "deferred"]  # deferred: waiting for depends_on
 STALE_AFTER = 15.0  # seconds without a heartbeat (3 missed beats) before a worker is "stale"
 PAGE = 500
 SCHEDULED_JOB_METHOD = "jobbench.scheduler.run.run_scheduled_job"
@@ -208,7 +209,8 @@ class Inspector:
         return JobPage(found[:limit], offset, limit, len(found) > limit)
 
     def pending(self, site: str | None = None, queue: str | None = None) -> list[PendingGroup]:
-        """Pending jobs (queued, started, scheduled: delayed or waiting for a retry) grouped by
+        """Pending jobs (queued, started, scheduled: delayed or waiting for a retry, deferred:
+        waiting for its dependencies) grouped by
         site, queue and method, with the earliest run time of the scheduled ones."""
         groups: dict[tuple[str, str, str], PendingGroup] = {}
         for status in PENDING:
@@ -283,12 +285,22 @@ class Inspector:
         return state
 
     # -- together ---------------------------------------------------------------------------
+    def outbox(self, sites: list[str] | None = None) -> list[job_outbox.OutboxStats]:
+        """Per site: after-commit jobs waiting in the site database's outbox (how many, the
+        oldest's age via ``oldest_age()``, failures, the last error; jobs/outbox.py)."""
+        return [job_outbox.stats_or_reason(self.bench, s) for s in sites or self.bench.list_sites()]
+
+    def outbox_undelivered(self, sites: list[str] | None = None) -> int:
+        """All sites' undelivered outbox rows (the dashboard's overview figure)."""
+        return sum(st.undelivered for st in self.outbox(sites))
+
     def doctor(self, sites: list[str]) -> dict[str, Any]:
         """Per site: scheduler state and pending jobs; bench-wide: workers, stale workers."""
         workers = self.workers()
         states = [self._scheduler_state(site) for site in sites]
         liveness = self.scheduler_liveness()
         queues = self.queues()
+        boxes = self.outbox(sites)
         return {
             "sites": [
                 {**state.to_dict(), "pending": [g.to_dict() for g in self.pending(site=state.site)]}
@@ -299,7 +311,8 @@ class Inspector:
             "queues": {q.name: q.counts for q in queues},
             "oldest_queued": self.oldest_queued(),
             "scheduler": liveness.to_dict(),
-            "warnings": warnings(liveness, states, workers, queues),
+            "outbox": [st.to_dict() for st in boxes],
+            "warnings": warnings(liveness, states, workers, queues) + job_outbox.warnings(boxes),
         }
 
 
@@ -418,6 +431,7 @@ def metrics_text(inspector: Inspector, sites: list[str] | None = None) -> str:
     out.sample("jobbench_workers_stale", {}, sum(w.stale for w in workers))
     _outcome_metrics(out, inspector.broker)
     _scheduler_metrics(out, inspector.scheduler(sites), inspector.broker)
+    _outbox_metrics(out, inspector.outbox(sites))
     return out.text()
 
 
@@ -441,6 +455,19 @@ def _outcome_metrics(out: _Exposition, broker: Broker) -> None:
             out.sample(f"{name}_bucket", {"queue": queue, "le": _le(le)}, n)
         out.sample(f"{name}_sum", {"queue": queue}, float(hist["sum"]))
         out.sample(f"{name}_count", {"queue": queue}, hist["count"])
+
+
+def _outbox_metrics(out: _Exposition, boxes: list[job_outbox.OutboxStats]) -> None:
+    now = time.time()
+    out.family("jobbench_outbox_undelivered", "gauge", "After-commit jobs waiting in the outbox.")
+    for st in boxes:
+        out.sample("jobbench_outbox_undelivered", {"site": st.site}, st.undelivered)
+    out.family(
+        "jobbench_outbox_oldest_age_seconds", "gauge", "Age of the oldest outbox row (0: none)."
+    )
+    for st in boxes:
+        age = st.oldest_age(now) or 0.0
+        out.sample("jobbench_outbox_oldest_age_seconds", {"site": st.site}, round(age, 3))
 
 
 def _le(bound: float) -> str:

@@ -83,7 +83,12 @@ def test_queues_pending_and_paging(inspector: Inspector) -> None:
         ("s2", "default", "app.a"): {"queued": 1},
     }
     assert [g.site for g in inspector.pending(site="s2")] == ["s2"]
-    assert inspector.site_pending_counts("s1") == {"queued": 3, "started": 1, "scheduled": 0}
+    assert inspector.site_pending_counts("s1") == {
+        "queued": 3,
+        "started": 1,
+        "scheduled": 0,
+        "deferred": 0,
+    }
 
     first = inspector.jobs(site="s1", limit=2)
     second = inspector.jobs(site="s1", limit=2, offset=2)

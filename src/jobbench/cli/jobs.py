@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -76,20 +77,31 @@ def worker_command(
     log_format: str | None,
 ) -> None:
     """Run one worker (a supervisor plus an executor) on the queues."""
+    from jobbench.worker.__main__ import command
     from jobbench.worker.worker import Worker
 
     bench = state.bench
-    setup_logging(bench, log_format)
-    worker = Worker(
+    fmt = setup_logging(bench, log_format)
+    queues = _queues(state, queue_text)
+    slots = {"concurrency": concurrency, "async_concurrency": async_concurrency}
+    worker = Worker(  # checks the config; the supervisor after the exec is made the same way
         bench,
-        _queues(state, queue_text),
+        queues,
         strategy,
         burst,
         quiet,
         concurrency=concurrency,
         async_concurrency=async_concurrency,
     )
-    sys.exit(worker.work())
+    argv = command(
+        bench.path, queues, strategy=strategy, burst=burst, quiet=quiet, log_format=fmt, **slots
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:  # the supervisor runs lean in a fresh interpreter (jobbench/worker/__main__.py)
+        os.execv(argv[0], argv)
+    except OSError:  # no interpreter to exec (embedded Python): supervise from here
+        sys.exit(worker.work())
 
 
 @cli.command("worker-pool")
@@ -239,7 +251,7 @@ def _site_ctx(state: CliState) -> Any:
 @click.option(
     "--status",
     type=click.Choice(
-        ["queued", "started", "finished", "failed", "stopped", "canceled", "scheduled"]
+        ["queued", "started", "finished", "failed", "stopped", "canceled", "scheduled", "deferred"]
     ),
 )
 @click.option("--queue")
@@ -303,7 +315,9 @@ def check_queue_filter(state: CliState, queue: str) -> None:
 def jobs_show(state: CliState, job_id: str, fmt: str) -> None:
     """Everything about one job (ID: yours, or <site>::ID as the worker logs it)."""
     with job_site(state, job_id) as found:
-        data = found_job(found).to_dict()
+        job = found_job(found)
+        data = job.to_dict()
+        data["dependents"] = job.dependents()  # jobs still waiting for this one
     if fmt == "json":
         echo_json(data)
         return

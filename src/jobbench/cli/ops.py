@@ -83,6 +83,9 @@ def doctor_command(state: CliState, fmt: str) -> None:
     if report["stale_workers"]:
         echo(f"Stale workers: {', '.join(report['stale_workers'])}")
     health.print_queues(report)
+    from jobbench.cli.outbox import print_doctor
+
+    print_doctor(report["outbox"])
     health.print_warnings(report["warnings"])
 
 
@@ -91,11 +94,11 @@ def _print_pending(groups: list[dict[str, Any]], title: str) -> None:
         echo(f"{title}: none")
         return
     print_table(  # scheduled: delayed jobs and retries, "next run" the earliest of them
-        ["site", "queue", "method", "queued", "started", "scheduled", "next run"],
+        ["site", "queue", "method", "queued", "started", "scheduled", "deferred", "next run"],
         (
             [
                 *(g["site"], g["queue"], g["method"]),
-                *(g["counts"].get(s, 0) for s in ("queued", "started", "scheduled")),
+                *(g["counts"].get(s, 0) for s in ("queued", "started", "scheduled", "deferred")),
                 _next_run(g.get("next_run")),
             ]
             for g in groups

@@ -21,7 +21,7 @@ from jobbench.brokers.base import EnqueueItem
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, current
 from jobbench.errors import JobError
-from jobbench.jobs import tracking
+from jobbench.jobs import constraints, tracking
 from jobbench.jobs.enqueue import (
     OPTION_NAMES,
     RUN_NOW_OPTIONS,
@@ -57,7 +57,8 @@ def enqueue_many(
     takes it, ``kwargs`` its arguments (default none), and any of ``enqueue``'s options
     (``queue``, ``timeout``, ``job_id``, ``deduplicate``, ``at_front``,
     ``at_front_when_starved``, ``track_job``, ``retry``, ``on_success``, ``on_failure``,
-    ``job_name``, ``event``, ``once_key``), plus ``"in"`` (seconds or a timedelta) or
+    ``job_name``, ``event``, ``once_key``, ``depends_on``, ``allow_dependency_failure``,
+    ``concurrency_key``, ``concurrency_limit``), plus ``"in"`` (seconds or a timedelta) or
     ``"at"`` (a datetime) to delay it as ``enqueue_in`` / ``enqueue_at`` do.
 
     All or nothing: every spec is checked first (a refusal raises the JobError ``enqueue``
@@ -87,7 +88,9 @@ def _prepare(builder: RecordBuilder, local: SiteLocal, i: int, spec: Any) -> _Pr
             raise JobError(f"'kwargs' must be a dict of argument names to values, got {given!r}")
         kwargs, opts = dict(given), _options(spec)
         run_at = _run_at(spec, local)
-        return _Prepared(builder.record(spec["method"], opts, kwargs), opts, kwargs, run_at)
+        record = builder.record(spec["method"], opts, kwargs)
+        constraints.refuse_delayed(record, run_at)
+        return _Prepared(record, opts, kwargs, run_at)
     except JobError as exc:
         raise _named(exc, i) from exc
 

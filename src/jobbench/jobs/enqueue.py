@@ -8,6 +8,7 @@ doctype, an argument the serializer cannot carry, a bad timeout or retry count.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import importlib
@@ -25,7 +26,7 @@ from jobbench.brokers.base import Broker
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, current, get_controller
 from jobbench.errors import JobError, MethodNotFound, PayloadTooLarge, UnimportableMethod
-from jobbench.jobs import aio, serializer, tracking, trust
+from jobbench.jobs import aio, constraints, serializer, tracking, trust
 from jobbench.jobs.job import Job
 from jobbench.jobs.queues import validate_queue
 from jobbench.jobs.record import JobRecord, full_id
@@ -171,6 +172,11 @@ class EnqueueOptions:
     track_job: bool = False
     retry: int = 0
     once_key: str | None = None
+    depends_on: Any = None  # a Job or job id, or a list of them (jobs/constraints.py)
+    allow_dependency_failure: bool = False
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    durable: bool | None = None  # the outbox (jobs/outbox.py); None: durable_enqueue config
 
 
 OPTION_NAMES = frozenset(f.name for f in dataclass_fields(EnqueueOptions))
@@ -233,6 +239,14 @@ class RecordBuilder:
             on_failure=self.path(opts.on_failure, "on_failure") if opts.on_failure else None,
             event=opts.event or None,
         )
+        constraints.apply(
+            record,
+            local,
+            opts.depends_on,
+            opts.allow_dependency_failure,
+            opts.concurrency_key,
+            opts.concurrency_limit,
+        )
         record.payload, record.serializer = _payload(local, kwargs, self.secret)
         trust.sign(record, self.secret)
         return record
@@ -257,6 +271,11 @@ def enqueue(
     track_job: bool = False,
     retry: int = 0,
     once_key: str | None = None,
+    depends_on: Any = None,
+    allow_dependency_failure: bool = False,
+    concurrency_key: str | None = None,
+    concurrency_limit: int | None = None,
+    durable: bool | None = None,
     **kwargs: Any,
 ) -> Any:
     """Put ``method(**kwargs)`` on ``queue`` for a worker; see README, "Background jobs".
@@ -273,7 +292,11 @@ def enqueue(
       ``async=`` keyword is taken as ``is_async``, as Frappe does.
     * ``job_name``: a label (default: the method's dotted path); it does not deduplicate.
     * ``enqueue_after_commit``: enqueue when the current transaction commits (dropped on
-      rollback); returns None.
+      rollback); returns None. The job is written into the site database's outbox in the
+      same transaction and relayed to the broker after the commit, so a broker that is down
+      at the commit delays it instead of losing it (docs/reliability.md, "The outbox").
+    * ``durable=True`` (or the ``durable_enqueue`` config key; ``durable=False`` overrides
+      it): the same outbox for a plain enqueue; returns the Job handle at once.
     * ``on_success`` / ``on_failure``: a function or dotted path, called in the worker after
       the job; jobbench's ``(job, result)`` / ``(job, exc)`` or RQ's
       ``(job, connection, result)`` / ``(job, connection, type, value, traceback)``, told
@@ -286,6 +309,13 @@ def enqueue(
       up to ``retry`` re-runs with backoff.
     * ``once_key`` (used by the scheduler for slot identities): the broker enqueues at most
       one job per key; a repeat returns None.
+    * ``depends_on`` (a Job or job id, or a list of them): the job waits ``deferred`` until
+      all of them finished; it is canceled with the reason when one fails, is stopped or
+      canceled, unless ``allow_dependency_failure=True``. An unknown id raises
+      DependencyNotFound.
+    * ``concurrency_key`` / ``concurrency_limit`` (default 1, or the method's entry in
+      ``job_concurrency_limits``): at most that many jobs with the key run at once, on all
+      workers and hosts; the others wait queued without holding back other jobs.
 
     To run the job later, use ``enqueue_in`` / ``enqueue_at`` (same options); for many jobs
     in one round trip, ``enqueue_many``.
@@ -299,7 +329,10 @@ def enqueue(
     opts = EnqueueOptions(
         queue, timeout, event, job_name, enqueue_after_commit, on_success, on_failure,
         at_front, job_id, deduplicate, at_front_when_starved, track_job, retry, once_key,
+        depends_on, allow_dependency_failure, concurrency_key, concurrency_limit,
     )  # fmt: skip
+    if durable is not None:
+        opts = dataclasses.replace(opts, durable=durable)
     return _enqueue_one(local, method, opts, kwargs, None)
 
 
@@ -368,6 +401,11 @@ def _enqueue_one(
     run_at: float | None,
 ) -> Job | None:
     record = RecordBuilder(local).record(method, opts, kwargs)
+    constraints.refuse_delayed(record, run_at)
+    from jobbench.jobs import outbox  # (outbox relays through _push: imported here, not above)
+
+    if outbox.wanted(local.conf, opts.enqueue_after_commit, opts.durable):
+        return outbox.add(local, record, opts, kwargs, run_at, str(local.conf.secret_key or ""))
     push = functools.partial(_push, local, record, opts, kwargs, run_at)
     if opts.enqueue_after_commit:
         local.db.after_commit.add(push)
@@ -439,6 +477,9 @@ def _push(
     return Job(record, broker, str(local.conf.secret_key or ""))
 
 
+push = _push  # the outbox relays its rows through it (jobs/outbox.py)
+
+
 def max_queued(local: SiteLocal) -> int | None:
     value = local.conf.get("max_queued_jobs")
     return int(value) if value else None
@@ -491,6 +532,11 @@ _ENQUEUE_OPTIONS = {
     "on_failure",
     "at_front_when_starved",
     "retry",
+    "durable",
+    "depends_on",
+    "allow_dependency_failure",
+    "concurrency_key",
+    "concurrency_limit",
 }
 
 

@@ -137,6 +137,23 @@ class Job:
         return self.status == "scheduled"
 
     @property
+    def is_deferred(self) -> bool:
+        """Waiting for its dependencies (``depends_on``) to finish."""
+        return self.status == "deferred"
+
+    @property
+    def depends_on(self) -> list[str]:
+        """The job ids this job depends on (ids of another site as ``<site>::<id>``)."""
+        prefix = self.site + "::"
+        return [
+            i.removeprefix(prefix) if i.startswith(prefix) else i for i in self._record.dependencies
+        ]
+
+    @property
+    def concurrency_key(self) -> str | None:
+        return self._record.concurrency_key
+
+    @property
     def is_finished(self) -> bool:
         return self.status == "finished"
 
@@ -205,8 +222,17 @@ class Job:
             "ended_at": self.ended_at,
             "kwargs": self.kwargs,
             "result": _safe(lambda: self.result),
+            "depends_on": self.depends_on,
+            "concurrency_key": self.concurrency_key,
+            "concurrency_limit": self._record.concurrency_limit or None,
             "exc_info": self.exc_info,
         }
+
+    def dependents(self) -> list[str]:
+        """Ids of the deferred jobs still waiting for this one (another site's: with it)."""
+        prefix = self.site + "::"
+        ids = self._broker.dependents(self._record.id)
+        return [i.removeprefix(prefix) if i.startswith(prefix) else i for i in ids]
 
 
 _ENDED = {"failed": "failed", "stopped": "was stopped", "canceled": "was canceled"}
@@ -352,7 +378,12 @@ def get_jobs(
     if queue is not None:
         validate_queue(conf, queue)
     order = {name: i for i, name in enumerate(queue_timeouts(conf))}
-    statuses: list[str] = [JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED]
+    statuses: list[str] = [
+        JobStatus.QUEUED,
+        JobStatus.STARTED,
+        JobStatus.SCHEDULED,
+        JobStatus.DEFERRED,
+    ]
     unique = {r.id: r for status in statuses for r in _all_records(broker, site, queue, status)}
     records = list(unique.values())  # a job that moved on while we read appears once
     records.sort(

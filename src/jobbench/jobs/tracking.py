@@ -203,6 +203,7 @@ TASK_STATUS = {
     JobStatus.STOPPED: "Cancelled",
     JobStatus.CANCELED: "Cancelled",
     JobStatus.SCHEDULED: "Queued",
+    JobStatus.DEFERRED: "Queued",
 }
 
 
