@@ -298,3 +298,29 @@ def test_error_pages_are_inside_the_layout(client: TestClient) -> None:
         page = client.get(path, headers=html)
         assert page.status_code == code, path
         assert "<nav>" in page.text and 'id="error-detail"' in page.text and "<footer" in page.text
+
+
+def test_deferred_jobs_show_what_they_wait_for_and_can_be_canceled(
+    client: TestClient, bench: Bench
+) -> None:
+    from jobbench.jobs.record import encode_ids
+
+    first = enqueue(bench, "s1")
+    broker = get_broker(bench, bench.common_config())
+    waiting = JobRecord(id=full_id("s1", "after-first"), site="s1", queue="default",
+                        method="os.getcwd", payload=b"{}",
+                        depends_on=encode_ids([full_id("s1", first)]))  # fmt: skip
+    assert broker.enqueue(waiting)
+    assert status(bench, "after-first") == "deferred"
+    page = client.get("/jobs?status=deferred").text
+    row = page[page.index('<tr data-job="after-first"') :].split("</tr>")[0]
+    assert f'<td class="waits-for"><a href="/job?site=s1&amp;id={first}"' in row
+    assert 'data-action="cancel"' in row
+    assert (
+        'id="waited-on-by"><a href="/job?site=s1&amp;id=after-first"'
+        in client.get(f"/job?site=s1&id={first}").text
+    )
+    assert 'id="waits-for"' in client.get("/job?site=s1&id=after-first").text
+    post(client, "/actions/job", {"site": "s1", "job_id": "after-first", "action": "cancel",
+                                  "csrf_token": csrf(client), "confirmed": "1"})  # fmt: skip
+    assert status(bench, "after-first") == "canceled"

@@ -20,6 +20,7 @@ from jobbench.context import site_context
 from jobbench.dashboard import charts
 from jobbench.dashboard.listing import guarded, job_row, number
 from jobbench.inspect import STATUSES, Inspector, QueueState
+from jobbench.jobs.record import split_id
 
 JOB_TYPE_FIELDS = [
     "name",
@@ -49,7 +50,7 @@ TASK_FIELDS = [
 RUNNING_SHOWN = 50  # the overview lists this many running jobs
 DAY = 24 * 3600
 # Record fields the job page shows in their own sections (decoded), not in the field table.
-OWN_SECTIONS = {"payload", "result", "exc_info"}
+OWN_SECTIONS = {"payload", "result", "exc_info", "depends_on"}
 
 
 def overview(inspector: Inspector, zone: str) -> dict[str, Any]:
@@ -140,6 +141,8 @@ def job_detail(inspector: Inspector, site: str, job_id: str) -> dict[str, Any] |
     started, ended = number(record.started_at), number(record.ended_at)
     shown["duration"] = ended - started if started is not None and ended is not None else None
     shown["run_at_ts"] = number(record.retry_at) if job.status == "scheduled" else None
+    shown["waits_for"] = [split_id(i) for i in record.dependencies]
+    shown["waited_on_by"] = [split_id(i) for i in inspector.broker.dependents(record.id)]
     return shown
 
 

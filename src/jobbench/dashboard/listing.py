@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobbench.inspect import STATUSES, Inspector
-from jobbench.jobs.record import JobRecord, full_id
+from jobbench.jobs.record import JobRecord, full_id, split_id
 
 log = logging.getLogger("jobbench.dashboard")
 # What decoding a malformed stored value raises (not broker or database failures: those are
@@ -115,6 +115,7 @@ def job_row(record: JobRecord, now: float) -> dict[str, Any]:
             "worker": record.worker or "",
             "runtime": runtime,
             "attempts": int(record.attempts or 0),
+            "waits_for": [split_id(i) for i in record.dependencies] if status == "deferred" else [],
             "exc_type": error[0],
             "exc_message": error[1],
             "error": None,
