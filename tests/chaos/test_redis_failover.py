@@ -3,7 +3,8 @@ starts (tests/redis_servers.py); the bench reaches Redis only through the sentin
 ``redis_queue_sentinel_*`` keys). While a producer enqueues and two real worker processes
 drain, the replica is cut off and the master SIGKILLed 0.3 s later; the sentinels promote
 the replica, the killed node comes back as a replica of the new master, and everything goes on
-without a restart.
+without a restart: the workers, the producer, a ``jobbench schedule`` process (it ticks on the
+new master) and an Inspector made before the failover (what the dashboard reads through).
 
 With ``redis_queue_wait_replicas: 1`` every write the broker acknowledges reached the replica,
 so every job whose enqueue returned is accounted for (finished, or failed with a reason), none
@@ -27,7 +28,9 @@ import pytest
 
 import jobbench
 from jobbench.errors import BrokerUnavailable
+from jobbench.inspect import Inspector
 from jobbench.jobs.record import full_id
+from jobbench.scheduler.scheduler import LAST_TICK_MARKER
 
 from .helpers import APP, Chaos, account, make_chaos, wait_until
 
@@ -103,6 +106,7 @@ def _sentinel_config(topo: Topology, wait: bool) -> dict[str, Any]:
         "redis_queue_socket_timeout": 2,
         "redis_queue_wait_replicas": 1 if wait else 0,
         "redis_queue_wait_timeout": 1,
+        "scheduler_tick_interval": 0.5,
     }
 
 
@@ -155,6 +159,10 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
     failovers = 3 if long_form else 1
     workers = [chaos.start_worker(f"failover-w{i}") for i in range(WORKERS)]
     supervisors = [w.pid for w in workers]
+    scheduler = chaos.start("scheduler", [sys.executable, "-m", "jobbench", "--bench", chaos.path,
+                                          "schedule"])  # fmt: skip
+    inspector = Inspector(chaos.bench)  # what the dashboard reads through
+    assert [q.name for q in inspector.queues()]
     # A worker whose first heartbeat fails exits (it never started): the kill comes later.
     wait_until(lambda: len(chaos.broker().workers()) == WORKERS, 60, "both workers to start")
     ids: list[str] = []
@@ -166,6 +174,7 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
     for n in range(failovers):
         wait_until(lambda n=n: len(ids) >= (n + 1) * jobs // (failovers + 2), 60, "enqueues")
         promoted.append(topo.fail_over())
+    failed_over_at = time.time()
     producer.join(300)
     assert not producer.is_alive(), "the producer never finished"
     broker = chaos.broker()  # the producer's own broker: it followed the failover
@@ -174,6 +183,12 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
     while chaos.pending() and time.monotonic() < settle_by:
         time.sleep(0.2)
     acc = account(broker, ids, chaos.effects())
+    # The scheduler process ticked on the new master, and the Inspector made before the
+    # failover reads it: neither was restarted.
+    ticked = lambda: (broker.get_marker(LAST_TICK_MARKER) or 0) > failed_over_at  # noqa: E731
+    wait_until(ticked, 30, "a scheduler tick after the failover")
+    assert scheduler.alive(), scheduler.log.read_text()[-2000:]
+    assert sum(q.counts.get("finished", 0) for q in inspector.queues()) == acc.finished
     figures: dict[str, Any] = {
         "scenario": "redis_failover",
         "wait_replicas": 1 if wait else 0,
