@@ -59,7 +59,9 @@ def migrate_site(bench: Bench, site: str) -> MigrateReport:
 def migrate_current(local: SiteLocal) -> MigrateReport:
     doctypes = local.doctypes()
     metas = [cls.get_meta() for cls in doctypes.values()]
-    changes = sync_tables(local.db, metas)
+    from jobbench.jobs.outbox import TABLE as OUTBOX
+
+    changes = sync_tables(local.db, metas, extra_tables=[OUTBOX])
     from jobbench.scheduler import reschedule
 
     reschedule.install(local.db)

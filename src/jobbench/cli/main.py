@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         dashboard,
         jobs,
         ops,
+        outbox,
         scheduler,
         sites,
     )

@@ -14,6 +14,7 @@ callbacks. Rolling back to a savepoint touches no callbacks, as in Frappe.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import threading
@@ -75,6 +76,10 @@ class CallbackManager:
 
     def __len__(self) -> int:
         return len(self._functions)
+
+    def __iter__(self) -> Iterator[Callable[[], Any]]:
+        """The pending callbacks (a copy), e.g. to add one only once per transaction."""
+        return iter(tuple(self._functions))
 
 
 def normalize_url(db_url: str) -> sa.URL:
@@ -177,6 +182,21 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+def _forget_engines_in_child() -> None:
+    """After a fork, the child starts its own pools: a pooled connection inherited from the
+    parent (a worker parent settles jobs and relays the outbox, then forks its executor)
+    shares the parent's socket or SQLite handle. ``dispose(close=False)`` drops the pool
+    without closing what the parent still uses (SQLAlchemy's recipe for os.fork)."""
+    global _engines_lock
+    _engines_lock = threading.Lock()  # another thread may have held it at the fork
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_in_child)
 
 
 # Driver error codes for a statement that ran past its time limit: MariaDB's

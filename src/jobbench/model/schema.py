@@ -34,13 +34,16 @@ class SchemaChanges:
         return bool(self.created_tables or self.added_columns or self.created_indexes)
 
 
-def sync_tables(db: Database, metas: Iterable[DocMeta]) -> SchemaChanges:
-    """Bring the database in line with the doctypes, inside the current transaction.
+def sync_tables(
+    db: Database, metas: Iterable[DocMeta], extra_tables: Iterable[sa.Table] = ()
+) -> SchemaChanges:
+    """Bring the database in line with the doctypes (and ``extra_tables``, tables of layers
+    above that are no doctype: the job outbox), inside the current transaction.
 
     On MySQL/MariaDB DDL commits implicitly; migration is additive, so re-running it after a
     failure completes the job."""
     changes = SchemaChanges()
-    tables = [*INTERNAL_TABLES, *(m.table for m in metas if not m.issingle)]
+    tables = [*INTERNAL_TABLES, *extra_tables, *(m.table for m in metas if not m.issingle)]
     try:
         for table in tables:
             _sync_table(db, table, changes)

@@ -211,6 +211,7 @@ def enqueue_job_type(doc: Any, slot: int | None) -> str:
             job_name=doc.method if doc.method != "scheduler_event" else doc.name,
             job_id=job_id,
             once_key=once,
+            durable=False,  # the tick needs the broker's answer; an outage retries next tick
             job_type=doc.name,
             slot=slot,
         )

@@ -36,6 +36,7 @@ from jobbench.brokers.factory import get_broker
 from jobbench.brokers.liveness import liveness
 from jobbench.context import SiteLocal, site_context
 from jobbench.errors import BrokerError, JobbenchError
+from jobbench.jobs.outbox import OutboxRelay
 from jobbench.jobs.trust import secret_of
 from jobbench.scheduler.cron import DEFAULT_INTERVAL, schedule_basis, to_local
 from jobbench.scheduler.status import inactive_reason
@@ -82,6 +83,7 @@ class Scheduler:
         host = socket.gethostname()
         self.info = WorkerInfo(self.owner, os.getpid(), host, [], "standby", kind="scheduler")
         self._next_beat = 0.0
+        self._outbox = OutboxRelay(bench, self.log)  # after-commit jobs the broker missed
 
     @property
     def interval(self) -> float:
@@ -120,6 +122,7 @@ class Scheduler:
                     next_check = now + self.interval / 4
                 self._beat(broker, leader, next_tick)
                 self._reap()
+                self._outbox.poll()  # at most once a second; never raises
                 time.sleep(max(0.0, min(0.2, next_tick - self.clock())))
         finally:
             with contextlib.suppress(BrokerError):

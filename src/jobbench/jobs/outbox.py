@@ -1,0 +1,615 @@
+"""The transactional outbox: after-commit (and durable) jobs live in the site database until the
+broker has them (docs/reliability.md, "The outbox").
+
+``enqueue(..., enqueue_after_commit=True)`` (or ``durable=True``, or the ``durable_enqueue``
+config key) builds and signs the job's record as any enqueue does, then INSERTs it into the
+site's ``__job_outbox`` table inside the caller's transaction: a rollback (also to a savepoint)
+takes it back with the caller's data, a commit keeps both. Right after the commit the
+committing process relays the site's rows to the broker; if the broker is down the commit
+still succeeds (one warning per outage) and the rows wait. Every worker parent and every
+scheduler polls the outbox of its bench's sites once a second (``OutboxRelay``), and
+``jobbench outbox flush`` relays on demand.
+
+**One relay per site at a time, in insertion order.** A relay holds the broker lease
+``outbox:<site>`` while it delivers; the others skip the site. Rows go out in ``seq`` order
+and a row that cannot be delivered stops the pass, so a later job never overtakes an earlier
+one. (``SELECT ... FOR UPDATE SKIP LOCKED`` would let relays share a site but not keep the
+order, and SQLite has no row locks; a lease works the same on every database.)
+
+**Exactly once, by job id.** The job id is decided at enqueue time and stored with the signed
+record. Before the first delivery of a batch the relay marks its rows ``attempts = 1`` in a
+committed write; a row is deleted once the broker has answered for it. A row found with
+``attempts > 0`` may have reached the broker before (the relay died between the broker's
+answer and the DELETE, or the answer was lost): it is delivered only when the broker holds no
+record with its id, ``enqueued_at`` and signature, so the usual redelivery is a no-op. The one
+case left is a marked row outliving its job's record: delivered, then run, then expired
+(``rq_results_ttl``, 600 s by default) or deleted before any relay came back to the row; then it
+is delivered again. We chose this over a broker once-key per job, which would close that gap
+but keep a key for every durable job for seven days (``ONCE_TTL``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from jobbench.bench import Bench
+from jobbench.brokers.base import Broker
+from jobbench.brokers.factory import get_broker
+from jobbench.context import SiteLocal, site_context
+from jobbench.errors import BrokerError, DatabaseError, JobbenchError, JobError
+from jobbench.jobs.job import Job
+from jobbench.jobs.record import JobRecord
+from jobbench.model.database import Database, get_engine, translate
+
+log = logging.getLogger("jobbench.outbox")
+
+_LONGTEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+TABLE = sa.Table(
+    "__job_outbox",
+    sa.MetaData(),
+    # INTEGER PRIMARY KEY on SQLite is the rowid (AUTOINCREMENT-free is fine: rows are deleted
+    # only from the low end, and a reused top value would still sort last).
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("job_id", _LONGTEXT, nullable=False),  # the stored id, <site>::<job_id>
+    sa.Column("created", sa.Double(), nullable=False),  # epoch seconds of the enqueue
+    sa.Column("record", _LONGTEXT, nullable=False),  # the signed JobRecord, JSON
+    sa.Column("options", _LONGTEXT, nullable=False),  # enqueue options, run_at, task kwargs
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", _LONGTEXT),
+    sa.Column("last_attempt", sa.Double()),
+)
+LEASE_TTL = 30.0  # a relay that dies holding a site's lease delays that site this long
+BATCH = 100
+POLL_INTERVAL = 1.0
+COMMIT_BACKOFF = 5.0  # after a failed relay at commit, later commits leave it to the pollers
+COMMIT_LIMIT = 10 * BATCH  # a commit relays at most this many (a backlog is the pollers')
+_BYTES_FIELDS = ("payload", "result")
+
+
+class OutboxMissing(JobError):  # noqa: N818 - pairs with the other JobError names
+    """The site database has no outbox table: ``migrate`` has not run since jobbench gained it."""
+
+
+# -- writing, in the caller's transaction --------------------------------------------------
+def wanted(conf: Any, enqueue_after_commit: bool, durable: bool | None) -> bool:
+    """Whether this enqueue goes through the outbox: every after-commit job; a plain one with
+    ``durable=True``, or with ``durable`` unset and the ``durable_enqueue`` config key on."""
+    if enqueue_after_commit:
+        return True
+    if durable is None:
+        return bool(conf.get("durable_enqueue"))
+    return bool(durable)
+
+
+def add(
+    local: SiteLocal,
+    record: JobRecord,
+    opts: Any,
+    kwargs: dict[str, Any],
+    run_at: float | None,
+    secret: str,
+) -> Job | None:
+    """Write the job into the outbox in the current transaction; relay it after the commit.
+
+    An after-commit job returns None (as before). A durable job returns its Job handle (its
+    id is final; the broker has it once relayed); outside a transaction there is nothing to
+    be atomic with, so its row is committed at once and relayed now."""
+    db = local.db
+    _require_table(db)
+    standalone = not opts.enqueue_after_commit and not db.in_transaction()
+    db.execute(sa.insert(TABLE).values(**_row(record, opts, kwargs, run_at)))
+    if standalone:
+        try:
+            db.conn.commit()  # the connection's own commit: no caller callbacks run early
+        except DBAPIError as exc:
+            raise translate(exc, db.engine.url) from exc
+        relay_after_commit(local, limit=COMMIT_LIMIT)
+    elif not any(isinstance(fn, _RelayHook) for fn in db.after_commit):
+        db.after_commit.add(_RelayHook(local))
+    if opts.enqueue_after_commit:
+        return None
+    return Job(record, get_broker(local.bench, local.conf), secret)
+
+
+class _RelayHook:
+    """The after-commit relay: one per transaction, however many jobs it adds."""
+
+    __slots__ = ("local",)
+
+    def __init__(self, local: SiteLocal) -> None:
+        self.local = local
+
+    def __call__(self) -> None:
+        relay_after_commit(self.local, limit=COMMIT_LIMIT)
+
+
+_tables: set[str] = set()
+
+
+def _require_table(db: Database) -> None:
+    """Refuse (before anything is written) a site whose database predates the outbox."""
+    if db.db_url in _tables:
+        return
+    try:
+        present = sa.inspect(db.conn).has_table(TABLE.name)
+    except DBAPIError as exc:
+        raise translate(exc, db.engine.url) from exc
+    if not present:
+        raise OutboxMissing(
+            f"the site database {db.engine.url.render_as_string(hide_password=True)} has no "
+            f"outbox table ({TABLE.name}) for after-commit and durable jobs; run "
+            "'jobbench --site SITE migrate' to create it"
+        )
+    _tables.add(db.db_url)
+
+
+def _row(
+    record: JobRecord, opts: Any, kwargs: dict[str, Any], run_at: float | None
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"options": _plain_options(opts), "run_at": run_at}
+    if opts.track_job:  # the Background Task shows the arguments; a display copy suffices
+        extra["task_kwargs"] = json.loads(json.dumps(kwargs, default=str))
+    return {
+        "job_id": record.id,
+        "created": record.enqueued_at,
+        "record": dump_record(record),
+        "options": json.dumps(extra),
+    }
+
+
+_PLAIN = (str, int, float, bool, type(None))
+_IN_RECORD = frozenset({"on_success", "on_failure", "depends_on"})  # set on the signed record
+
+
+def _plain_options(opts: Any) -> dict[str, Any]:
+    """The enqueue options as plain data. An option whose value is not plain data (and not
+    its default) is refused rather than dropped: the relay could not apply it."""
+    out: dict[str, Any] = {}
+    for f in fields(opts):
+        value = getattr(opts, f.name)
+        if f.name in _IN_RECORD:
+            continue
+        if isinstance(value, _PLAIN):
+            out[f.name] = value
+        elif value != f.default:
+            raise JobError(
+                f"option {f.name}={value!r} cannot be kept in the outbox (after-commit and "
+                "durable jobs); pass plain data, or enqueue without enqueue_after_commit/durable"
+            )
+    return out
+
+
+def dump_record(record: JobRecord) -> str:
+    data = record.to_mapping()
+    for name in _BYTES_FIELDS:
+        if data[name] is not None:
+            data[name] = base64.b64encode(data[name]).decode()
+    return json.dumps(data)
+
+
+def load_record(text: str) -> JobRecord:
+    data = json.loads(text)
+    for name in _BYTES_FIELDS:
+        if data.get(name) is not None:
+            data[name] = base64.b64decode(data[name])
+    return JobRecord.from_mapping(data)
+
+
+# -- relaying --------------------------------------------------------------------------------
+_owner: tuple[int, str] | None = None
+
+
+def owner() -> str:
+    """This process' name as a lease owner (made again after a fork)."""
+    global _owner
+    if _owner is None or _owner[0] != os.getpid():
+        name = f"outbox.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        _owner = (os.getpid(), name)
+    return _owner[1]
+
+
+def lease_name(site: str) -> str:
+    return f"outbox:{site}"
+
+
+@dataclass
+class RelayResult:
+    delivered: int = 0  # rows the broker took now (or had taken: a redelivery's no-op)
+    left: int = 0  # rows still waiting after the pass
+    busy: bool = False  # another relay holds the site's lease
+
+
+@contextlib.contextmanager
+def _connection(engine: Engine) -> Iterator[Connection]:
+    """A connection of its own: the caller's may be mid-callback, and a commit on it would
+    run the caller's other after-commit callbacks."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except DBAPIError as exc:
+        raise translate(exc, engine.url) from exc
+
+
+def relay_site(local: SiteLocal, limit: int | None = None) -> RelayResult:
+    """Deliver the site's outbox rows in order under its lease. Raises BrokerError when the
+    broker cannot be reached (the rows stay) and DatabaseError when the database cannot."""
+    engine = local.db.engine
+    result = RelayResult()
+    with _connection(engine) as conn:
+        if not _first_seqs(conn, 1):
+            return result
+    broker = get_broker(local.bench, local.conf)
+    name, me = lease_name(local.site), owner()
+    if not broker.acquire_lease(name, me, LEASE_TTL):
+        result.busy = True
+        return result
+    try:
+        with _connection(engine) as conn:
+            while limit is None or result.delivered < limit:
+                rows = _read(conn, BATCH if limit is None else min(BATCH, limit - result.delivered))
+                if not rows:
+                    break
+                result.delivered += _deliver_batch(local, broker, conn, rows)
+                broker.acquire_lease(name, me, LEASE_TTL)  # renew between batches
+            result.left = _count(conn)
+    finally:
+        with contextlib.suppress(BrokerError):
+            broker.release_lease(name, me)
+    return result
+
+
+def _first_seqs(conn: Connection, n: int) -> list[int]:
+    rows = conn.execute(sa.select(TABLE.c.seq).order_by(TABLE.c.seq).limit(n)).all()
+    conn.commit()
+    return [int(r[0]) for r in rows]
+
+
+def _count(conn: Connection) -> int:
+    n = conn.execute(sa.select(sa.func.count()).select_from(TABLE)).scalar()
+    conn.commit()
+    return int(n or 0)
+
+
+def _read(conn: Connection, n: int) -> list[Any]:
+    rows = conn.execute(sa.select(TABLE).order_by(TABLE.c.seq).limit(n)).all()
+    conn.commit()  # end the read: a write after it starts its own transaction (SQLite)
+    return list(rows)
+
+
+def _deliver_batch(local: SiteLocal, broker: Broker, conn: Connection, rows: list[Any]) -> int:
+    """Deliver ``rows`` in order; stop at the first that fails (its error noted on it)."""
+    fresh = [r.seq for r in rows if not r.attempts]
+    if fresh:  # from here on a delivery may have happened: see the module's docstring
+        conn.execute(
+            sa.update(TABLE)
+            .where(TABLE.c.seq.in_(fresh))
+            .values(attempts=1, last_attempt=time.time())
+        )
+        conn.commit()
+    done: list[int] = []
+    try:
+        for row in rows:
+            try:
+                _deliver(local, broker, row)
+            except Exception as exc:
+                _note_failure(conn, row, exc)
+                raise
+            done.append(row.seq)
+    finally:
+        if done:
+            conn.execute(sa.delete(TABLE).where(TABLE.c.seq.in_(done)))
+            conn.commit()
+    return len(done)
+
+
+def _deliver(local: SiteLocal, broker: Broker, row: Any) -> None:
+    from jobbench.jobs.enqueue import EnqueueOptions, push
+
+    record = load_record(row.record)
+    extra = json.loads(row.options)
+    if row.attempts and _already_delivered(broker, record):
+        return
+    known = {f.name for f in fields(EnqueueOptions)}
+    options = {k: v for k, v in extra["options"].items() if k in known}
+    opts = replace(EnqueueOptions(**options), enqueue_after_commit=False, durable=False)
+    push(local, record, opts, extra.get("task_kwargs") or {}, extra.get("run_at"))
+
+
+def _already_delivered(broker: Broker, record: JobRecord) -> bool:
+    """The broker holds this very record (same id, enqueue time and signature)."""
+    stored = broker.get(record.id)
+    return (
+        stored is not None
+        and stored.signature == record.signature
+        and stored.enqueued_at == record.enqueued_at
+    )
+
+
+def _note_failure(conn: Connection, row: Any, exc: Exception) -> None:
+    """Record why the row is still waiting (doctor and ``outbox list`` show it)."""
+    message = f"{type(exc).__name__}: {exc}"[:2000]
+    with contextlib.suppress(DBAPIError):
+        conn.rollback()
+        conn.execute(
+            sa.update(TABLE)
+            .where(TABLE.c.seq == row.seq)
+            .values(attempts=TABLE.c.attempts + 1, last_error=message, last_attempt=time.time())
+        )
+        conn.commit()
+
+
+class _CommitState:
+    """The committing process' memory of a broker outage: warn once, back off a little."""
+
+    skip_until = 0.0
+    warned = False
+
+
+def relay_after_commit(local: SiteLocal, limit: int | None = None) -> None:
+    """Relay the site's rows now that the caller committed. Never raises: the commit stands;
+    rows that could not go wait for a poller or ``jobbench outbox flush``."""
+    if time.monotonic() < _CommitState.skip_until:
+        return
+    try:
+        relay_site(local, limit)
+    except Exception as exc:  # noqa: BLE001 - the caller's commit succeeded; the row waits
+        _CommitState.skip_until = time.monotonic() + COMMIT_BACKOFF
+        if not _CommitState.warned:
+            _CommitState.warned = True
+            log.warning(
+                "could not relay after-commit jobs of site %s to the broker (%s); they wait in "
+                "the outbox and a worker, the scheduler or 'jobbench outbox flush' delivers "
+                "them once the broker is back",
+                local.site,
+                exc,
+            )
+        return
+    _CommitState.warned = False
+
+
+# -- polling (worker parents, schedulers) -----------------------------------------------------
+class OutboxRelay:
+    """Relays the outboxes of a bench's sites, at most once per ``POLL_INTERVAL``.
+
+    The idle cost is one indexed ``SELECT seq ... LIMIT 1`` per site per second on a pooled
+    connection; a site context is opened only for a site with rows. A site whose relay failed
+    waits ``POLL_INTERVAL`` (broker down) or 10 s (anything else) before its next try."""
+
+    SITES_EVERY = 10.0  # how often the list of sites is read again
+
+    def __init__(self, bench: Bench, say: Callable[[str], None] | None = None) -> None:
+        self.bench = bench
+        self.say = say or (lambda message: log.info("%s", message))
+        self._next = 0.0
+        self._sites: list[str] = []
+        self._sites_at = -1e9
+        self._skip: dict[str, float] = {}
+        self._failing: dict[str, str] = {}
+
+    def poll(self) -> int:
+        now = time.monotonic()
+        if now < self._next:
+            return 0
+        self._next = now + POLL_INTERVAL
+        if now - self._sites_at >= self.SITES_EVERY:
+            self._sites, self._sites_at = self.bench.list_sites(), now
+        return sum(self._poll_site(site, now) for site in self._sites)
+
+    def _poll_site(self, site: str, now: float) -> int:
+        if self._skip.get(site, 0.0) > now:
+            return 0
+        try:
+            if not has_rows(self.bench, site):
+                return 0
+            with site_context(site, self.bench.path) as local:
+                result = relay_site(local)
+        except BrokerError as exc:
+            self._failed(site, now, POLL_INTERVAL, f"broker unavailable: {exc}")
+            return 0
+        except Exception as exc:  # noqa: BLE001 - a poller never stops its worker or scheduler
+            self._failed(site, now, 10.0, str(exc) if isinstance(exc, JobbenchError) else repr(exc))
+            return 0
+        if site in self._failing:
+            del self._failing[site]
+            self.say(f"{site}: outbox relaying again")
+        if result.delivered:
+            self.say(f"{site}: relayed {result.delivered} job(s) from the outbox")
+        return result.delivered
+
+    def _failed(self, site: str, now: float, pause: float, why: str) -> None:
+        self._skip[site] = now + pause
+        if self._failing.get(site) != why:  # once per distinct reason, not once a second
+            self._failing[site] = why
+            self.say(f"{site}: outbox not relayed, retrying: {why}")
+
+
+def has_rows(bench: Bench, site: str) -> bool:
+    """Whether the site's outbox holds a row; False for a site without the table (not
+    migrated since the outbox came) or whose database is unreachable (relay_site says why)."""
+    engine = get_engine(str(bench.merged_config(site)["db_url"]))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(TABLE.c.seq).limit(1)).first() is not None
+            conn.rollback()
+            return found
+    except DBAPIError as exc:
+        if _missing_table(exc):
+            return False
+        raise translate(exc, engine.url) from exc
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return TABLE.name in text and any(
+        words in text for words in ("no such table", "does not exist", "doesn't exist")
+    )
+
+
+# -- reading (doctor, metrics, the dashboard, outbox list) ------------------------------------
+@dataclass
+class OutboxStats:
+    site: str
+    undelivered: int = 0
+    oldest_created: float | None = None  # epoch seconds of the oldest row's enqueue
+    failing: int = 0  # rows whose last attempt failed
+    last_error: str | None = None  # the error of the first such row
+    missing: bool = False  # the site's database has no outbox table (migrate)
+    unreadable: str | None = None  # why the outbox could not be read (database down)
+
+    def oldest_age(self, now: float | None = None) -> float | None:
+        if self.oldest_created is None:
+            return None
+        return max(0.0, (time.time() if now is None else now) - self.oldest_created)
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "undelivered": self.undelivered,
+            "oldest_age": self.oldest_age(now),
+            "failing": self.failing,
+            "last_error": self.last_error,
+            "missing": self.missing,
+            "unreadable": self.unreadable,
+        }
+
+
+def stats(bench: Bench, site: str) -> OutboxStats:
+    """The site's undelivered rows: how many, the oldest's enqueue time, failures."""
+    engine = get_engine(str(bench.merged_config(site)["db_url"]))
+    out = OutboxStats(site)
+    c = TABLE.c
+    try:
+        with engine.connect() as conn:
+            count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(c.created))).one()
+            out.undelivered, out.oldest_created = int(count or 0), oldest
+            if out.undelivered:
+                failing = conn.execute(
+                    sa.select(sa.func.count()).where(c.last_error.is_not(None))
+                ).scalar()
+                out.failing = int(failing or 0)
+                first = conn.execute(
+                    sa.select(c.last_error)
+                    .where(c.last_error.is_not(None))
+                    .order_by(c.seq)
+                    .limit(1)
+                ).scalar()
+                out.last_error = first
+            conn.rollback()
+    except DBAPIError as exc:
+        if not _missing_table(exc):
+            raise translate(exc, engine.url) from exc
+        out.missing = True
+    return out
+
+
+def stats_or_reason(bench: Bench, site: str) -> OutboxStats:
+    """``stats``, or stats that say why the outbox could not be read (doctor, metrics and the
+    dashboard show every site, also one whose database is down)."""
+    try:
+        return stats(bench, site)
+    except JobbenchError as exc:
+        return OutboxStats(site, unreadable=str(exc))
+
+
+WARN_AGE = 30.0  # seconds: an outbox row older than this means the relay is not keeping up
+
+
+def warnings(all_stats: list[OutboxStats], now: float | None = None) -> list[str]:
+    """doctor's warnings about undelivered after-commit jobs."""
+    out = []
+    for st in all_stats:
+        age = st.oldest_age(now)
+        if st.unreadable:
+            out.append(f"site {st.site}: the job outbox cannot be read: {st.unreadable}")
+        elif st.missing:
+            out.append(
+                f"site {st.site}: no job outbox table; after-commit and durable enqueues fail "
+                f"until 'jobbench --site {st.site} migrate' creates it"
+            )
+        elif st.undelivered and age is not None and age >= WARN_AGE:
+            why = f"; last error: {st.last_error}" if st.last_error else ""
+            out.append(
+                f"site {st.site}: {st.undelivered} after-commit job(s) wait in the outbox, the "
+                f"oldest for {age:.0f} s (is the broker up, a worker or the scheduler running? "
+                f"'jobbench --site {st.site} outbox flush' relays them now){why}"
+            )
+    return out
+
+
+def rows(bench: Bench, site: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The site's outbox rows, oldest first, as plain data for listings."""
+    engine = get_engine(str(bench.merged_config(site)["db_url"]))
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(TABLE).order_by(TABLE.c.seq).limit(limit)).all()
+            conn.rollback()
+    except DBAPIError as exc:
+        if _missing_table(exc):
+            return []
+        raise translate(exc, engine.url) from exc
+    out = []
+    for row in found:
+        record = load_record(row.record)
+        out.append(
+            {
+                "seq": int(row.seq),
+                "job_id": record.job_id,
+                "method": record.method,
+                "queue": record.queue,
+                "created": float(row.created),
+                "attempts": int(row.attempts),
+                "last_error": row.last_error,
+            }
+        )
+    return out
+
+
+def flush(bench: Bench, site: str, wait: float = 10.0) -> RelayResult:
+    """Relay the site's outbox now (``jobbench outbox flush``), waiting up to ``wait`` seconds
+    for a relay that holds the site's lease. Raises BrokerError / DatabaseError as relay_site."""
+    deadline = time.monotonic() + wait
+    with site_context(site, bench.path) as local:
+        _require_table(local.db)
+        local.db.rollback()
+        while True:
+            result = relay_site(local)
+            if not result.busy or time.monotonic() >= deadline:
+                if not result.busy:
+                    result.left = stats(bench, site).undelivered
+                return result
+            time.sleep(0.2)
+
+
+__all__ = [
+    "TABLE",
+    "DatabaseError",
+    "OutboxMissing",
+    "OutboxRelay",
+    "OutboxStats",
+    "RelayResult",
+    "add",
+    "flush",
+    "has_rows",
+    "relay_after_commit",
+    "relay_site",
+    "rows",
+    "stats",
+    "stats_or_reason",
+    "wanted",
+    "warnings",
+]
