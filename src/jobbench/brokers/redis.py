@@ -91,7 +91,7 @@ from jobbench.brokers.redis_codec import (
     record_from_flat,
 )
 from jobbench.brokers.redis_conn import Client, RedisSettings, check_acks, key_prefix, run_waiting
-from jobbench.errors import BrokerUnavailable
+from jobbench.errors import BrokerError, BrokerUnavailable
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
 __all__ = ["WORKER_DIED", "RedisBroker", "hide_password", "lua_sources"]
@@ -102,7 +102,15 @@ _MIN_BLOCK = 0.001
 # Redis ends a blocking call's timeout on its own timer (hz 10: up to 100 ms late), so a
 # claimer waiting for a due job blocks until this long before it, then sleeps the rest here.
 _TIMER_SLACK = 0.1
-_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# What makes the broker unreachable for now: connection errors (Sentinel's "no master found"
+# among them), and a Cluster between owners of a slot (CLUSTERDOWN, TRYAGAIN, slot not covered).
+_REDIS_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
 # Scripts that change no job: not followed by WAIT when redis_queue_wait_replicas is set.
 _READS = frozenset({"find", "counts", "workers", "position", "wait_check"})
 
@@ -171,6 +179,11 @@ class RedisBroker(Broker):
             return scripts[name](keys=self._keys, args=(self.prefix, *args), client=client)
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
+        except redis.exceptions.NoPermissionError as exc:  # an ACL user without our keys
+            raise BrokerError(
+                f"the Redis broker at {self._safe_url} refused: {exc}; the Redis user needs "
+                f"every command on the keys '{self.prefix}*' (ACL SETUSER ... ~{self.prefix}*)"
+            ) from exc
 
     # -- producing ----------------------------------------------------------------------------
     def enqueue(
