@@ -26,7 +26,7 @@ from jobbench.brokers.base import Broker
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, current, get_controller
 from jobbench.errors import JobError, MethodNotFound, PayloadTooLarge, UnimportableMethod
-from jobbench.jobs import aio, constraints, serializer, tracking, trust
+from jobbench.jobs import aio, constraints, otel, serializer, tracking, trust
 from jobbench.jobs.job import Job
 from jobbench.jobs.queues import validate_queue
 from jobbench.jobs.record import JobRecord, full_id
@@ -249,6 +249,7 @@ class RecordBuilder:
         )
         record.payload, record.serializer = _payload(local, kwargs, self.secret)
         trust.sign(record, self.secret)
+        otel.enqueue_span(record)  # a no-op unless OpenTelemetry is configured (otel.py)
         return record
 
 

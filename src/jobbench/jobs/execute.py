@@ -47,7 +47,7 @@ from jobbench.errors import (
     QueryTimeoutError,
     RetryBackgroundJobError,
 )
-from jobbench.jobs import aio, serializer, tracking, trust
+from jobbench.jobs import aio, otel, serializer, tracking, trust
 from jobbench.jobs.enqueue import resolve
 from jobbench.jobs.record import JobRecord
 from jobbench.model.database import CallbackManager
@@ -109,7 +109,12 @@ def run_doc_method(doctype: str, name: str, doc_method: str, kwargs: dict[str, A
 
 
 def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
-    """Run the job in its site context and return what happened (never raises, but StopJob)."""
+    """Run the job in its site context and return what happened (never raises, but StopJob).
+    With OpenTelemetry configured, inside a span continuing the enqueue's trace (otel.py)."""
+    return otel.traced(record, lambda: _execute_job(record, bench, broker))
+
+
+def _execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
     local: SiteLocal | None = None
     try:
         with site_context(record.site, bench.path, user=record.user) as local:

@@ -107,6 +107,9 @@ class JobRecord:
     # At most concurrency_limit jobs with the same concurrency_key are started at once.
     concurrency_key: str | None = None
     concurrency_limit: int = 0
+    # OpenTelemetry: the W3C trace context of the enqueue's span, as JSON (jobs/otel.py). Not
+    # signed: it decides nothing about what runs, it only parents the execution's span.
+    trace_context: str | None = None
 
     @property
     def dependencies(self) -> list[str]:
