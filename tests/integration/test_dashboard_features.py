@@ -111,6 +111,11 @@ def test_destructive_actions_ask_first_and_do_nothing_until_confirmed(
         hidden = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(0)))
         assert hidden == {**fields, "confirmed": "1"}, action
         assert 'href="/jobs?status=queued"' in asked.text  # "No, go back" returns there
+    elsewhere = {"site": "s1", "job_id": queued, "action": "delete", "csrf_token": token,
+                 "next": "//evil.example/"}  # fmt: skip
+    assert (
+        'href="/" class="button" id="confirm-back"' in post(client, "/actions/job", elsewhere).text
+    )
     purge = post(client, "/actions/purge-failed", {"csrf_token": token, "site": "s1"})
     assert purge.status_code == 200 and "Delete every failed job of site s1?" in purge.text
     done = post(client, "/actions/job", {"site": "s1", "job_id": queued, "action": "cancel",

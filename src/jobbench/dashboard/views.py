@@ -11,7 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from jobbench.dashboard import actions, data, listing
-from jobbench.dashboard.app import Dashboard, _base, _redirect, _set_cookie, in_thread
+from jobbench.dashboard.app import (
+    Dashboard,
+    _base,
+    _redirect,
+    _set_cookie,
+    in_thread,
+    safe_next,
+)
 from jobbench.dashboard.auth import LOGGED_IN, Credentials
 from jobbench.dashboard.throttle import client_key
 from jobbench.errors import JobbenchError
@@ -249,9 +256,9 @@ class Pages:
             "confirm.html",
             page="confirm",
             question=question,
-            action_url=f"{_base(request)}{request.url.path[len(_base(request)) :]}",
+            action_url=request.url.path,  # the same action, mount prefix included
             hidden=hidden,
-            back=fields.get("next") or "/",
+            back=safe_next(fields.get("next")),  # a path inside the dashboard, as redirects
             jobs=[split_id(v) for v in lists.get("job", [])][:50],
         )
 
