@@ -51,7 +51,7 @@ from jobbench.bench import Bench
 from jobbench.brokers.base import Broker
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, site_context
-from jobbench.errors import BrokerError, DatabaseError, JobbenchError, JobError
+from jobbench.errors import BrokerError, JobbenchError, JobError
 from jobbench.jobs.job import Job
 from jobbench.jobs.record import JobRecord
 from jobbench.model.database import Database, get_engine, translate
@@ -593,23 +593,3 @@ def flush(bench: Bench, site: str, wait: float = 10.0) -> RelayResult:
                     result.left = stats(bench, site).undelivered
                 return result
             time.sleep(0.2)
-
-
-__all__ = [
-    "TABLE",
-    "DatabaseError",
-    "OutboxMissing",
-    "OutboxRelay",
-    "OutboxStats",
-    "RelayResult",
-    "add",
-    "flush",
-    "has_rows",
-    "relay_after_commit",
-    "relay_site",
-    "rows",
-    "stats",
-    "stats_or_reason",
-    "wanted",
-    "warnings",
-]
