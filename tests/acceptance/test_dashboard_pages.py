@@ -10,8 +10,9 @@ Job Type and a Background Task.
   ``$JOBBENCH_DASHBOARD_SHOTS``); the run prints the folder.
 * Every action, at 1280 px: search by job id and by method; the failed jobs' error groups
   filter the list; bulk retry (select all) and bulk delete; delete one job (going back from
-  the confirmation first); purge the failed jobs; run a scheduled job now and cancel another;
-  execute and skip a Scheduled Job Type. Destructive ones go through the confirmation page.
+  the confirmation first); retry all failed jobs of an error class; purge the failed jobs;
+  run a scheduled job now and cancel another; execute and skip a Scheduled Job Type.
+  Destructive ones go through the confirmation page.
   On the phone: the confirmation step of a bulk delete, by touch.
 * Live updates: the overview's queue depth follows new jobs without a reload; paused, it
   does not; a running job's time grows on the Jobs page; hovering a time brings its relative
@@ -237,6 +238,11 @@ def test_bulk_retry_bulk_delete_delete_and_purge(env: Env, jobs: Jobs, browser: 
     confirm(page, f"Delete job {jobs.failed[1].id}")
     expect(page.locator("#flash")).to_contain_text("deleted")
     assert env.status(jobs.failed[1].id) is None
+    page.get_by_role("button", name="Retry all").click()
+    confirm(page, "Retry all 1 failed job of every site, error RuntimeError?")
+    expect(page.locator("#flash")).to_have_text("1 job queued again")  # not the ValueError
+    wait_until(lambda: env.status(jobs.failed[0].id) == "failed", "the job to fail again")
+    page.goto(env.url + "/jobs?status=failed")
     page.get_by_role("button", name="Purge failed").click()
     confirm(page, "Delete every failed job of every site?")
     expect(page.locator("#flash")).to_have_text("Purged 2 failed jobs")

@@ -184,6 +184,27 @@ def test_bulk_retry_and_delete(client: TestClient, bench: Bench) -> None:
     assert 'class="flash bad"' in client.get("/jobs").text
 
 
+def test_retry_all_failed_jobs_of_a_filter(client: TestClient, bench: Bench) -> None:
+    decode = [enqueue(bench, "s1", "json.loads", s="{bad") for _ in range(2)]
+    typed = enqueue(bench, "s1", "json.loads", s=None)
+    other_site = enqueue(bench, "s2", "json.loads", s="{bad")
+    burst(bench)
+    token = csrf(client)
+    fields = {"site": "s1", "exc_type": "json.decoder.JSONDecodeError", "csrf_token": token}
+    asked = post(client, "/actions/retry-failed", fields)
+    assert asked.status_code == 200
+    assert "Retry all 2 failed jobs of site s1, error json.decoder.JSONDecodeError?" in asked.text
+    assert [status(bench, j) for j in decode] == ["failed", "failed"]
+    done = post(client, "/actions/retry-failed", {**fields, "confirmed": "1"})
+    assert done.status_code == 303 and "2 jobs queued again" in client.get("/").text
+    assert [status(bench, j) for j in decode] == ["queued", "queued"]
+    assert status(bench, typed) == "failed" and status(bench, other_site, "s2") == "failed"
+    post(client, "/actions/retry-failed", {**fields, "confirmed": "1"})
+    assert "No failed job matches" in client.get("/").text
+    page = client.get("/jobs?status=failed").text
+    assert 'action="/actions/retry-failed"' in page
+
+
 def test_search_by_id_and_method_and_counts_on_the_tabs(client: TestClient, bench: Bench) -> None:
     a = enqueue(bench, "s1", "os.getcwd", job_id="invoice-42")
     b = enqueue(bench, "s2", "os.getpid")

@@ -36,7 +36,14 @@ from starlette.testclient import TestClient  # noqa: E402
 PASSWORD = "correct horse battery"
 TOKEN = "tok-" + "x" * 28
 ORIGIN = "http://localhost"
-POST_ROUTES = ["/actions/job", "/actions/purge-failed", "/actions/job-type", "/logout"]
+POST_ROUTES = [
+    "/actions/job",
+    "/actions/purge-failed",
+    "/actions/job-type",
+    "/actions/bulk",
+    "/actions/retry-failed",
+    "/logout",
+]
 
 
 @pytest.fixture

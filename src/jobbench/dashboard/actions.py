@@ -41,14 +41,26 @@ def _one(job_id: str, action: str) -> str:
 def bulk_action(bench: Bench, action: str, jobs: list[tuple[str, str]]) -> str:
     """retry or delete each of ``jobs`` ((site, job id) pairs); one line saying how it went.
     A job that is gone or in a state the action does not apply to is counted, not fatal."""
-    from jobbench.errors import NoSuchJobError
-
     if action not in BULK_ACTIONS:
         raise ValidationError(f"unknown bulk action {action!r}; expected one of {BULK_ACTIONS}")
     if not jobs:
         raise ValidationError("no job selected")
     if len(jobs) > BULK_LIMIT:
         raise ValidationError(f"{len(jobs)} jobs selected; at most {BULK_LIMIT} at once")
+    return apply_to_jobs(bench, action, jobs)
+
+
+def retry_all(bench: Bench, jobs: list[tuple[str, str]]) -> str:
+    """Retry every one of ``jobs`` (a filtered failed list, found again at confirmation)."""
+    if not jobs:
+        return "No failed job matches"
+    return apply_to_jobs(bench, "retry", jobs)
+
+
+def apply_to_jobs(bench: Bench, action: str, jobs: list[tuple[str, str]]) -> str:
+    """``bulk_action`` without its limits: one site context per site."""
+    from jobbench.errors import NoSuchJobError
+
     for site in {site for site, _ in jobs}:
         bench.require_site(site)  # before any change: nothing half done for a bad site
     done = skipped = missing = 0

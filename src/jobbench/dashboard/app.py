@@ -309,6 +309,7 @@ def _routes(dash: Dashboard) -> list[Route | Mount]:
         Route("/actions/purge-failed", pages.purge, methods=["POST"], name="purge"),
         Route("/actions/job-type", pages.job_type_action, methods=["POST"], name="job_type"),
         Route("/actions/bulk", pages.bulk_action, methods=["POST"], name="bulk"),
+        Route("/actions/retry-failed", pages.retry_failed, methods=["POST"], name="retry_failed"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

@@ -188,6 +188,13 @@ def find_jobs(inspector: Inspector, filters: JobFilters) -> tuple[list[JobRecord
     return found, more, False
 
 
+def failed_matching(inspector: Inspector, filters: JobFilters) -> list[tuple[str, str]]:
+    """(site, job id) of every failed job of the filtered site, queue and error class."""
+    match = _matches(JobFilters(exc_type=filters.exc_type))
+    records = inspector.iter_jobs(site=filters.site, queue=filters.queue, status="failed")
+    return [(r.site, r.job_id) for r in records if match(r)]
+
+
 def error_groups(inspector: Inspector, filters: JobFilters) -> list[dict[str, Any]]:
     """Failed jobs (of the filtered site and queue) by error class and message, with counts."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}

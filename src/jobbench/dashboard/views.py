@@ -284,6 +284,25 @@ class Pages:
             return self._confirm(request, question, fields, {"job": lists["job"]})
         return await self._done(request, fields, actions.bulk_action, action, jobs)
 
+    async def retry_failed(self, request: Request) -> Response:
+        """Retry every failed job of a site / queue / error class: asked first with the count,
+        and the jobs found again once confirmed (those that failed in between included)."""
+        fields = await self.dash.form(request)
+        filters = listing.JobFilters(
+            site=fields.get("site") or None,
+            queue=fields.get("queue") or None,
+            exc_type=fields.get("exc_type") or None,
+        )
+        jobs = await in_thread(listing.failed_matching, self.inspector, filters)
+        if fields.get("confirmed") != "1" and jobs:
+            where = [f"site {filters.site}" if filters.site else "every site"]
+            where += [f"queue {filters.queue}"] * bool(filters.queue)
+            where += [f"error {filters.exc_type}"] * bool(filters.exc_type)
+            n = len(jobs)
+            question = f"Retry all {n} failed job{'s' if n != 1 else ''} of {', '.join(where)}?"
+            return self._confirm(request, question, fields, {})
+        return await self._done(request, fields, actions.retry_all, jobs)
+
 
 def confirmation(path: str, fields: dict[str, str]) -> str | None:
     """The question to confirm before this action, or None when it needs none."""
