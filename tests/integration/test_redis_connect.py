@@ -216,3 +216,7 @@ def test_settings_from_frappe_keys() -> None:
     assert (s.username, s.password, s.sentinel_password) == ("b1", "mp", "sp")
     assert "p" not in s.describe() and "mymaster" in s.describe()
     assert key_prefix("b1") == "jb:{b1}:"
+    cluster = RedisSettings.from_conf(
+        {"redis_queue": "redis://node1:7000", "redis_queue_cluster": 1}
+    )
+    assert cluster.cluster and not cluster.sentinels and "Cluster" in cluster.describe()
