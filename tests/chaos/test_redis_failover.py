@@ -188,7 +188,8 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
     ticked = lambda: (broker.get_marker(LAST_TICK_MARKER) or 0) > failed_over_at  # noqa: E731
     wait_until(ticked, 30, "a scheduler tick after the failover")
     assert scheduler.alive(), scheduler.log.read_text()[-2000:]
-    assert sum(q.counts.get("finished", 0) for q in inspector.queues()) == acc.finished
+    short = {q.name: q for q in inspector.queues()}["short"]  # scheduled runs may add others
+    assert short.counts.get("finished", 0) >= acc.finished
     figures: dict[str, Any] = {
         "scenario": "redis_failover",
         "wait_replicas": 1 if wait else 0,
