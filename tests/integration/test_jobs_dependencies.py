@@ -141,10 +141,25 @@ def test_enqueue_refuses_what_it_cannot_do_and_enqueue_many_takes_both(
         assert jobbench.get_job("n0") is None  # nothing of the refused batch was written
     last = jobs[2]
     assert last is not None and last.concurrency_key == "c" and last.depends_on == ["m0", "m1"]
+    with engine.ctx("site2"):  # another site of the bench, on the same broker
+        other = jobbench.enqueue(SPAN, path=spans, depends_on=jobs[1], job_id="site2-job")
+        assert other.status == "deferred" and other.depends_on == ["site1::m1"]
     engine.run_worker("default")
     times = _times(spans)
     assert times[("S", "m1")] >= times[("E", "m0")]
     assert times[("S", last.id)] >= times[("E", "m1")]
+    assert times[("S", "site2-job")] >= times[("E", "m1")]
+
+
+def test_a_dependency_on_another_broker_is_refused(engine: Engine, spans: str) -> None:
+    """site2 given a broker of its own (a site config's redis_queue): no step could be
+    atomic over both, so a site1 job cannot be its jobs' dependency."""
+    elsewhere = "redis://127.0.0.1:6379/14" if engine.kind == "sqlite" else ""
+    engine.bench.update_site_config("site2", {"redis_queue": elsewhere or None})
+    with engine.ctx():
+        first = jobbench.enqueue(SPAN, path=spans, job_id="first")
+    with engine.ctx("site2"), pytest.raises(JobError, match="another broker"):
+        jobbench.enqueue(SPAN, path=spans, depends_on=first, job_id="second")
 
 
 def _kill_tree(pid: int) -> None:
