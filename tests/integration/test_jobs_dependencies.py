@@ -89,6 +89,9 @@ def test_a_chain_runs_in_order_and_a_failure_cancels_what_follows(
     assert listed.returncode == 0, listed.stderr
     deferred = {r["id"] for r in json.loads(listed.stdout)}
     assert deferred == {"b", "bad", "after-bad", "tail", "anyway"}
+    table = engine.cli("jobs", "list", "--status", "deferred").stdout.splitlines()
+    assert table[0].split("\t")[-1] == "depends on"
+    assert any(line.startswith("b\t") and line.endswith("\ta") for line in table), table
     shown = engine.cli("jobs", "show", "a")
     assert "dependents: ['b']" in shown.stdout, shown.stdout
     engine.start_worker("short,default,long")

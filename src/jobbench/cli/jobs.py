@@ -278,14 +278,22 @@ def jobs_list(
     with_error = status in ("failed", "stopped") or any(r["status"] == "failed" for r in rows)
     # a scheduled job (delayed, or waiting for a retry) shows when it runs
     with_run_at = status == "scheduled" or any(r["run_at"] is not None for r in rows)
+    # a deferred job shows what it waits for
+    with_deps = status == "deferred" or any(r["status"] == "deferred" for r in rows)
     print_table(
-        [*columns, *(["runs at"] if with_run_at else []), *(["error"] if with_error else [])],
+        [
+            *columns,
+            *(["runs at"] if with_run_at else []),
+            *(["depends on"] if with_deps else []),
+            *(["error"] if with_error else []),
+        ],
         (
             [
                 *(r["id"], r["site"], r["queue"], r["status"], r["method"]),
                 f"{r['enqueued_at']:%Y-%m-%d %H:%M:%S}",
                 r["attempts"],
                 *([_when(r["run_at"])] if with_run_at else []),
+                *([" ".join(r["depends_on"])] if with_deps else []),
                 *([short_error(r["exc_info"])] if with_error else []),
             ]
             for r in rows
