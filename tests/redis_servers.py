@@ -98,7 +98,11 @@ class Server:
             cmd += ["--repl-diskless-sync-delay", "0"]
         with (self.dir / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.client(**(ping_kwargs or {})).ping(), 15, f"redis on {self.port}")
+        try:
+            wait_for(lambda: self.client(**(ping_kwargs or {})).ping(), 15, f"redis on {self.port}")
+        except BaseException:
+            self.kill()  # never leave a server behind a failed start
+            raise
 
     def client(self, **kwargs: Any) -> Any:
         import redis
@@ -164,6 +168,14 @@ def start_cluster(folder: Path, masters: int = 3) -> list[Server]:
     """``masters`` nodes with cluster mode on, joined by ``redis-cli --cluster create``."""
     require_tools("redis-server", "redis-cli")
     nodes = [Server(folder / f"node{i}", [], port=cluster_port()) for i in range(masters)]
+    try:
+        return _join_cluster(nodes)
+    except BaseException:
+        stop_all(nodes)  # the caller gets no nodes to stop
+        raise
+
+
+def _join_cluster(nodes: list[Server]) -> list[Server]:
     for node in nodes:
         node.args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                      "--cluster-node-timeout", "2000"]  # fmt: skip
@@ -186,13 +198,22 @@ def start_sentinels(folder: Path, down_after_ms: int = 500) -> tuple[Server, Ser
     """A master, one replica of it and three sentinels monitoring MASTER_SERVICE (quorum 2)."""
     require_tools("redis-server")
     master = Server(folder / "master", [])
+    replica = Server(folder / "replica", [])
+    sentinels = [Server(folder / f"sentinel{i}", [], sentinel=True) for i in range(3)]
+    try:
+        _watch(master, replica, sentinels, down_after_ms)
+    except BaseException:
+        stop_all([master, replica, *sentinels])  # the caller gets no servers to stop
+        raise
+    return master, replica, sentinels
+
+
+def _watch(master: Server, replica: Server, sentinels: list[Server], down_after_ms: int) -> None:
     master.start()
-    replica = Server(folder / "replica", ["--replicaof", "127.0.0.1", str(master.port)])
+    replica.args = ["--replicaof", "127.0.0.1", str(master.port)]
     replica.start()
     wait_for(lambda: replicating(replica), 15, "the replica to sync")
-    sentinels = []
-    for i in range(3):
-        s = Server(folder / f"sentinel{i}", [], sentinel=True)
+    for s in sentinels:
         s.dir.mkdir(parents=True, exist_ok=True)
         (s.dir / "sentinel.conf").write_text(
             f"sentinel monitor {MASTER_SERVICE} 127.0.0.1 {master.port} 2\n"
@@ -201,7 +222,6 @@ def start_sentinels(folder: Path, down_after_ms: int = 500) -> tuple[Server, Ser
             f"sentinel parallel-syncs {MASTER_SERVICE} 1\n"
         )
         s.start()
-        sentinels.append(s)
 
     def all_see_each_other() -> bool:
         for s in sentinels:
@@ -211,7 +231,6 @@ def start_sentinels(folder: Path, down_after_ms: int = 500) -> tuple[Server, Ser
         return True
 
     wait_for(all_see_each_other, 30, "three sentinels that know each other and the replica")
-    return master, replica, sentinels
 
 
 def replicating(server: Server) -> bool:
