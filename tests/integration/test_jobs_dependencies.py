@@ -227,3 +227,14 @@ def test_four_workers_never_run_two_jobs_of_a_key_even_when_one_is_killed(
             assert start >= end, f"two jobs of {key} ran at once"
     others = [engine.record(f"k{i}") for i in range(12) if f"k{i}" != target.job_id]
     assert all(r is not None and r.status == "finished" for r in others)
+
+
+def test_metrics_count_deferred_jobs(engine: Engine, spans: str) -> None:
+    from jobbench.inspect import Inspector, metrics_text
+
+    with engine.ctx():
+        first = jobbench.enqueue(SPAN, path=spans, job_id="first")
+        jobbench.enqueue(SPAN, path=spans, depends_on=first, job_id="second")
+    lines = metrics_text(Inspector(engine.bench)).splitlines()
+    assert 'jobbench_jobs{site="site1",queue="default",status="deferred"} 1' in lines
+    assert 'jobbench_jobs{site="site1",queue="default",status="queued"} 1' in lines
