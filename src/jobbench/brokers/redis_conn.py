@@ -55,6 +55,7 @@ CONNECTION_KEYS = (
     "redis_queue_wait_replicas",
     "redis_queue_wait_timeout",
 )
+_KEYSET = frozenset(CONNECTION_KEYS)
 _TLS_KEYS = {
     "redis_queue_ssl_ca_certs": "ssl_ca_certs",
     "redis_queue_ssl_certfile": "ssl_certfile",
@@ -78,7 +79,10 @@ def key_prefix(bench_id: str) -> str:
 def settings_key(conf: dict[str, Any]) -> str:
     """The connection keys set in ``conf``, as text ('' when none is): part of the broker's
     cache key, so a process whose config changes gets a broker for the new settings."""
-    shown = {key: conf[key] for key in CONNECTION_KEYS if conf.get(key) is not None}
+    present = _KEYSET.intersection(conf)  # get_broker runs per enqueue: keep this cheap
+    if not present:
+        return ""
+    shown = {key: conf[key] for key in present if conf[key] is not None}
     return json.dumps(shown, sort_keys=True) if shown else ""
 
 
