@@ -164,8 +164,7 @@ class RedisBroker(Broker):
 
     def _unavailable(self, exc: Exception) -> NoReturn:
         raise BrokerUnavailable(
-            f"cannot reach the Redis broker at {self._safe_url}: {exc}; check that redis-server "
-            "is running there and that redis_queue in the bench config points at it"
+            f"cannot reach the Redis broker at {self._safe_url}: {exc}; {self.settings.hint}"
         ) from exc
 
     def _run(self, name: str, *args: Any) -> Any:

@@ -171,6 +171,19 @@ class RedisSettings:
         return kind + hide_password(self.url)
 
     @property
+    def hint(self) -> str:
+        """What to check when the broker cannot be reached."""
+        if self.sentinels:
+            return (
+                "check that the sentinels run and know a master named "
+                f"'{self.master_service}' (SENTINEL GET-MASTER-ADDR-BY-NAME)"
+            )
+        return (
+            "check that redis-server is running there and that redis_queue in the bench config "
+            "points at it"
+        )
+
+    @property
     def waits(self) -> tuple[int, int] | None:
         """(replicas, timeout in ms) for WAIT after each write, or None."""
         if not self.wait_replicas:
