@@ -303,7 +303,11 @@ class Inspector:
         boxes = self.outbox(sites)
         return {
             "sites": [
-                {**state.to_dict(), "pending": [g.to_dict() for g in self.pending(site=state.site)]}
+                {
+                    **state.to_dict(),
+                    "scheduler_alive": liveness.alive,  # a process serves the bench's sites
+                    "pending": [g.to_dict() for g in self.pending(site=state.site)],
+                }
                 for state in states
             ],
             "workers": [w.to_dict() for w in workers],

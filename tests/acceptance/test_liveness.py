@@ -53,11 +53,13 @@ def test_doctor_before_during_and_after_schedulers(broker_bench: Path) -> None:
     assert before["scheduler"]["alive"] is False and before["scheduler"]["processes"] == []
     (site,) = before["sites"]
     assert site["due_job_types"] >= 1 and site["active"] is True
+    assert site["scheduler_alive"] is False
     assert any("no scheduler is running" in w and f"{SITE}: " in w for w in before["warnings"])
     assert any("queued and no worker" in w for w in before["warnings"])
     assert before["oldest_queued"]["default"] >= 1.0
     text = ok(jb(bench, "doctor"))
     assert "Scheduler: none running; last tick never" in text
+    assert f"{SITE}: scheduler active; no scheduler process is running" in text
     assert "Warning: no scheduler is running" in text
     queue_row = next(ln for ln in text.splitlines() if ln.startswith("default\t"))
     assert queue_row.split("\t")[1] == "1" and queue_row.endswith(" s"), queue_row
@@ -79,6 +81,7 @@ def test_doctor_before_during_and_after_schedulers(broker_bench: Path) -> None:
         assert not any("no scheduler" in w for w in report["warnings"])
         text = ok(jb(bench, "doctor"))
         assert f"Scheduler: running (2 process(es), leader {live['leader']})" in text
+        assert f"{SITE}: scheduler active\n" in text and report["sites"][0]["scheduler_alive"]
         assert "next due" in text and "Last scheduled runs of s1" in text
         state = json.loads(ok(jb(bench, "scheduler", "status", "-f", "json")))
         assert state["scheduler_alive"] is True and state["leader"] == live["leader"]

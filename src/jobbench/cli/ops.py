@@ -60,7 +60,8 @@ def doctor_command(state: CliState, fmt: str) -> None:
     health.print_liveness(report["scheduler"])
     for site in report["sites"]:
         word = "active" if site["active"] else f"inactive: {site['reason']}"
-        echo(f"{site['site']}: scheduler {word}")
+        alive = "" if site["scheduler_alive"] else "; no scheduler process is running"
+        echo(f"{site['site']}: scheduler {word}{alive}")
         health.print_last_runs(site)
         for app, problem in site["app_problems"].items():
             echo(
