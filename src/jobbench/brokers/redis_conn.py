@@ -109,6 +109,9 @@ class RedisSettings:
     wait_replicas: int = 0
     wait_timeout: float = 1.0
 
+    def __post_init__(self) -> None:
+        self.check()  # also when made directly, not through from_conf
+
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> RedisSettings:
         """Read the settings, checking what config.py cannot check key by key (combinations).
@@ -146,6 +149,7 @@ class RedisSettings:
         return settings
 
     def check(self, sentinel: bool = False) -> None:
+        """Refuse combinations that cannot work; ``sentinel``: redis_queue_sentinel_enabled."""
         if sentinel and not (self.sentinels and self.master_service):
             raise ConfigError(
                 "redis_queue_sentinel_enabled needs redis_queue_sentinels "
