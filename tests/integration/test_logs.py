@@ -116,3 +116,12 @@ def test_an_in_place_retry_says_retry_n_of_5(engine: Engine) -> None:
         "not yet, try again; retry 1/5 in 1 s"
     )
     assert job.refresh().status == "finished"
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_job_whose_executor_died_says_why_and_its_retry(engine: Engine) -> None:
+    enqueue(engine, jobs_path("exit_hard"), job_id="dies", retry=1)
+    out = engine.run_worker().stdout
+    line = next(ln for ln in out.splitlines() if "(site1::dies) failed" in ln)
+    assert "worker died: the executor running this job ended (exit code 3)" in line, out
+    assert line.endswith("; retry 1/1 in 1 s"), line

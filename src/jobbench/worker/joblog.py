@@ -51,6 +51,17 @@ def end_detail(record: JobRecord, outcome: Outcome, delay: float | None) -> list
     ]
 
 
+def settled_detail(status: str, reason: str, record: JobRecord | None) -> list[Any]:
+    """The end of a job the worker settled itself (hard timeout, dead executor): its reason,
+    and the retry the settling scheduled (``record``: the job as stored afterwards)."""
+    detail: list[Any] = [status, time.monotonic(), None, reason]
+    if record is not None and record.status == "scheduled" and record.retry_at is not None:
+        n = record.retry_count  # counted already: this retry's number
+        delay = float(round(max(0.0, record.retry_at - time.time())))
+        detail += [n, n + record.retries_left, delay]
+    return detail
+
+
 def exception_of(exc_info: str | None) -> tuple[str | None, str]:
     """``(type, message)`` from a traceback's last line (``ValueError: no address``); a
     reason that is no traceback (``refused: ...``, ``stopped on request``) has no type."""

@@ -35,7 +35,7 @@ from jobbench.errors import BrokerError
 from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import secret_of
 from jobbench.worker.executor import ExecutorConfig, executor_main
-from jobbench.worker.joblog import job_end
+from jobbench.worker.joblog import job_end, settled_detail
 
 LOG = logs.get_logger("worker")
 WARN = logging.WARNING
@@ -357,7 +357,10 @@ class Worker:
             stopped=running.kill_status == "stopped",
         )
         if not self.quiet:
-            detail = [running.kill_status, time.monotonic(), None, reason]
+            record = None
+            with contextlib.suppress(BrokerError):  # only for the retry it got, if any
+                record = self.broker.get(running.job_id)
+            detail = settled_detail(running.kill_status, reason, record)
             r = running
             line, fields = job_end(r.job_id, r.method, r.queue, r.started, detail)
             logs.emit(LOG, line, WARN, "job_end", fields)
