@@ -32,7 +32,7 @@ from jobbench.inspect import Inspector
 from jobbench.jobs.record import full_id
 from jobbench.scheduler.scheduler import LAST_TICK_MARKER
 
-from .helpers import APP, Chaos, account, make_chaos, wait_until
+from .helpers import APP, Accounting, Chaos, Proc, account, make_chaos, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis_servers import (  # noqa: E402 - tests/ is not a package
@@ -177,34 +177,16 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
     failed_over_at = time.time()
     producer.join(300)
     assert not producer.is_alive(), "the producer never finished"
-    broker = chaos.broker()  # the producer's own broker: it followed the failover
-    wait_until(lambda: broker.queue_length("short") == 0, 120, "queue to drain")
-    settle_by = time.monotonic() + 25  # a job cut off is settled by a reap (every 10 s)
-    while chaos.pending() and time.monotonic() < settle_by:
-        time.sleep(0.2)
-    acc = account(broker, ids, chaos.effects())
-    # The scheduler process ticked on the new master, and the Inspector made before the
-    # failover reads it: neither was restarted.
-    ticked = lambda: (broker.get_marker(LAST_TICK_MARKER) or 0) > failed_over_at  # noqa: E731
-    wait_until(ticked, 30, "a scheduler tick after the failover")
-    assert scheduler.alive(), scheduler.log.read_text()[-2000:]
-    short = {q.name: q for q in inspector.queues()}["short"]  # scheduled runs may add others
-    assert short.counts.get("finished", 0) >= acc.finished
+    acc = _drained(chaos, ids)
+    _followed(chaos, scheduler, inspector, failed_over_at, acc)
     figures: dict[str, Any] = {
-        "scenario": "redis_failover",
-        "wait_replicas": 1 if wait else 0,
-        "jobs": acc.jobs,
-        "failovers": failovers,
-        "enqueue_failures": failures["enqueue"],
-        "finished": acc.finished,
-        "failed": acc.failed,
-        "failed_worker_died": acc.worker_died,
-        "lost": len(acc.lost),
-        "not_final": len(acc.not_final),
-        "duplicates": len(acc.duplicates),
-        "max_promotion_s": round(max(promoted), 1),
+        "scenario": "redis_failover", "wait_replicas": 1 if wait else 0, "jobs": acc.jobs,
+        "failovers": failovers, "enqueue_failures": failures["enqueue"],
+        "finished": acc.finished, "failed": acc.failed, "failed_worker_died": acc.worker_died,
+        "lost": len(acc.lost), "not_final": len(acc.not_final),
+        "duplicates": len(acc.duplicates), "max_promotion_s": round(max(promoted), 1),
         "seconds": round(time.monotonic() - started, 1),
-    }
+    }  # fmt: skip
     _report(figures)
     logs = "\n".join(w.log.read_text()[-1500:] for w in workers)
     for w, pid in zip(workers, supervisors, strict=True):
@@ -214,3 +196,26 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
         assert acc.problems() == {}, (figures, acc.problems(), logs)
         assert acc.finished + acc.failed == jobs
         assert acc.other_failures == [], (acc.other_failures[:5], logs)
+
+
+def _drained(chaos: Chaos, ids: list[str]) -> Accounting:
+    """Wait for the queue to drain and the jobs to settle; account for every id."""
+    broker = chaos.broker()  # the producer's own broker: it followed the failover
+    wait_until(lambda: broker.queue_length("short") == 0, 120, "queue to drain")
+    settle_by = time.monotonic() + 25  # a job cut off is settled by a reap (every 10 s)
+    while chaos.pending() and time.monotonic() < settle_by:
+        time.sleep(0.2)
+    return account(broker, ids, chaos.effects())
+
+
+def _followed(
+    chaos: Chaos, scheduler: Proc, inspector: Inspector, since: float, acc: Accounting
+) -> None:
+    """The scheduler process ticked on the new master, and the Inspector made before the
+    failover reads it: neither was restarted."""
+    broker = chaos.broker()
+    ticked = lambda: (broker.get_marker(LAST_TICK_MARKER) or 0) > since  # noqa: E731
+    wait_until(ticked, 30, "a scheduler tick after the failover")
+    assert scheduler.alive(), scheduler.log.read_text()[-2000:]
+    short = {q.name: q for q in inspector.queues()}["short"]  # scheduled runs may add others
+    assert short.counts.get("finished", 0) >= acc.finished
