@@ -59,8 +59,9 @@ class TextFormatter(logging.Formatter):
         if second != self._second:  # strftime once a second, not once a line
             self._second, self._stamp = second, time.strftime("%H:%M:%S", time.localtime(second))
         text = f"{self._stamp} {printable(record.getMessage())}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        if record.exc_info:  # each line escaped, as the message is
+            lines = self.formatException(record.exc_info).splitlines()
+            text += "".join(f"\n{printable(line)}" for line in lines)
         return text
 
 

@@ -222,7 +222,7 @@ def test_execute_commits_last_execution_at_start(follow: str, bench: Bench) -> N
 
 
 def test_a_log_that_cannot_be_written_never_stops_the_method(
-    follow: str, bench: Bench, capfd: pytest.CaptureFixture[str]
+    follow: str, bench: Bench, caplog: pytest.LogCaptureFixture
 ) -> None:
     import fjob.jobs  # type: ignore[import-not-found]
 
@@ -234,7 +234,9 @@ def test_a_log_that_cannot_be_written_never_stops_the_method(
         jobbench.db.commit()
         result = jobbench.get_doc(JOB_TYPE, doc.name).execute()
     assert fjob.jobs.SEEN and result == str(fjob.jobs.SEEN[0])
-    assert "could not write its Scheduled Job Log" in capfd.readouterr().err
+    (warning,) = [r for r in caplog.records if r.name == "jobbench.scheduler"]
+    assert "could not write its Scheduled Job Log" in warning.getMessage()
+    assert warning.levelname == "WARNING"
 
 
 def _quoted(table: str) -> str:

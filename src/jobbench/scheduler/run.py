@@ -9,7 +9,7 @@ the run's transaction is open, and "Failed" must survive the run's rollback.
 from __future__ import annotations
 
 import datetime as dt
-import sys
+import logging
 import traceback
 from typing import Any
 
@@ -20,6 +20,8 @@ from jobbench.errors import JobbenchError, JobError
 from jobbench.jobs.enqueue import resolve
 from jobbench.jobs.trust import check_method
 from jobbench.scheduler import cron
+
+_LOG = logging.getLogger("jobbench.scheduler")  # in the executor: the run's own warnings
 
 RUN_METHOD = "jobbench.scheduler.run.run_scheduled_job"
 LOG = "Scheduled Job Log"
@@ -133,10 +135,8 @@ def _floors(doc: Any, slot: int | None) -> list[dt.datetime]:
 
 
 def _report(doc: Any, what: str, exc: BaseException) -> None:
-    print(
-        f"jobbench: scheduled job {doc.name} on {current().site}: {what} ({exc}); running anyway",
-        file=sys.stderr,
-        flush=True,
+    _LOG.warning(
+        "scheduled job %s on %s: %s (%s); running anyway", doc.name, current().site, what, exc
     )
 
 
@@ -166,11 +166,10 @@ def _finish_log(name: str, status: str, details: str | None) -> None:
             ctx.db.set_value(LOG, name, {"status": status, "details": details, "end": ctx.now()})
             ctx.db.commit()
     except Exception as exc:  # noqa: BLE001 - the run's own outcome stands
-        print(
-            f"jobbench: Scheduled Job Log {name} on {local.site}: could not record {status} "
-            f"({exc}); the settle step ends logs left at Start",
-            file=sys.stderr,
-            flush=True,
+        _LOG.warning(
+            "Scheduled Job Log %s on %s: could not record %s (%s); the settle step ends logs "
+            "left at Start",
+            *(name, local.site, status, exc),
         )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import inspect
+import logging
 import threading
 import time
 import traceback
@@ -180,7 +181,9 @@ class Slots:
                 except (SlotTimeout, SlotStop):
                     continue  # recording is conditional: doing it again is harmless
         except BaseException:  # noqa: BLE001 - the parent settles it when the executor ends
-            traceback.print_exc()
+            logging.getLogger("jobbench.worker").exception(
+                "could not record the outcome of %s (the worker settles it)", slot.record.id
+            )
         finally:
             with self._cond:
                 self.running.pop(slot.record.id, None)
