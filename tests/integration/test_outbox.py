@@ -12,6 +12,7 @@ worker instead.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -119,9 +120,10 @@ def test_after_commit_job_is_written_with_the_transaction_and_relayed_after_it(
 def test_broker_down_at_commit_keeps_jobs_in_order_until_a_relay_delivers_them(
     box: Bench, tmp_path: Path
 ) -> None:
-    """Commit succeeds with the broker down (no exception; doctor, metrics and the Inspector
-    count the rows and their age); the poller and ``outbox flush`` deliver them in order once
-    the broker is back; the rows are gone and each job is in the broker once."""
+    """Commit succeeds with the broker down (no exception; enqueue, enqueue_many and durable
+    jobs alike; doctor, metrics and the Inspector count the rows and their age); the poller
+    delivers them in order once the broker is back; the rows are gone and each job is in the
+    broker once."""
     require_service("Redis", "127.0.0.1", 6379)
     bench_id = f"outbox-{uuid.uuid4().hex[:8]}"
     box.update_common_config({"redis_queue": free_port_url(), "bench_id": bench_id})
@@ -134,27 +136,33 @@ def test_broker_down_at_commit_keeps_jobs_in_order_until_a_relay_delivers_them(
             with local.db.atomic():
                 jobbench.new_doc("Task", subject="with a durable job").insert()
                 jobbench.enqueue(JOB, path="x", tag="fourth", durable=True)
+            batch = [{"method": JOB, "kwargs": {"path": "x", "tag": t}} for t in ("5th", "6th")]
+            jobbench.enqueue_many(batch, enqueue_after_commit=True)
             local.db.commit()
         time.sleep(0.05)
         (stats,) = Inspector(box).outbox(["site1"])  # reads the site database only
-        assert stats.undelivered == 4 and (stats.oldest_age() or 0) > 0
+        assert stats.undelivered == 6 and (stats.oldest_age() or 0) > 0
         relay = outbox.OutboxRelay(box, say=lambda _message: None)
         assert relay.poll() == 0  # broker still down: nothing delivered, nothing raised
-        assert [r.tag for r in _tags(box)] == ["first", "second", "third", "fourth"]
+        assert [r.tag for r in _tags(box)] == [*ORDER]
 
         box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13"})  # the broker is back
         metrics = metrics_text(Inspector(box))
-        assert 'jobbench_outbox_undelivered{site="site1"} 4' in metrics
-        assert 'jobbench_outbox_oldest_age_seconds{site="site1"} 0.0' not in metrics
+        assert 'jobbench_outbox_undelivered{site="site1"} 6' in metrics
+        age = re.search(r'jobbench_outbox_oldest_age_seconds\{site="site1"\} ([0-9.]+)', metrics)
+        assert age is not None and float(age.group(1)) > 0
         doctor = Inspector(box).doctor(["site1"])
-        assert doctor["outbox"][0]["undelivered"] == 4
+        assert doctor["outbox"][0]["undelivered"] == 6
         relay._next = 0.0
         relay._skip.clear()
-        assert relay.poll() == 4
+        assert relay.poll() == 6
         assert _rows(box) == [] and Inspector(box).outbox(["site1"])[0].undelivered == 0
-        assert _claim_order(box) == ["first", "second", "third", "fourth"]
+        assert _claim_order(box) == [*ORDER]
     finally:
         _drop_redis_keys(bench_id)
+
+
+ORDER = ("first", "second", "third", "fourth", "5th", "6th")
 
 
 def _tags(bench: Bench) -> list[Any]:

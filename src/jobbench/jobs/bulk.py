@@ -10,7 +10,6 @@ one atomic step, or none of it (``QueueOverloaded``, an outage).
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -63,15 +62,18 @@ def enqueue_many(
 
     All or nothing: every spec is checked first (a refusal raises the JobError ``enqueue``
     would, its message prefixed with ``specs[i]``), then the broker writes the batch in one
-    atomic step. ``enqueue_after_commit=True`` writes the whole batch when the current
-    transaction commits (nothing on rollback) and returns ``[None] * len(specs)``; it is not
-    an option of a single spec, since a batch is written as one."""
+    atomic step. ``enqueue_after_commit=True`` writes the batch into the site database's
+    outbox in the current transaction (nothing on rollback), relayed after the commit job by
+    job, in order (a broker down at the commit delays it instead of losing it); it returns
+    ``[None] * len(specs)`` and is not an option of a single spec."""
     local = current()
     builder = RecordBuilder(local)
     prepared = [_prepare(builder, local, i, spec) for i, spec in enumerate(specs)]
     if not enqueue_after_commit:
         return _push_many(local, builder.secret, prepared)
-    local.db.after_commit.add(functools.partial(_push_many, local, builder.secret, prepared))
+    from jobbench.jobs import outbox  # the batch waits in the site database (jobs/outbox.py)
+
+    outbox.add_many(local, [(p.record, p.opts, p.kwargs, p.run_at) for p in prepared])
     return [None] * len(prepared)
 
 
