@@ -36,7 +36,7 @@ from jobbench.jobs import outbox
 from jobbench.jobs.record import full_id
 from jobbench.model.database import get_engine
 
-from .jobs_helpers import REDIS_SERVER, _drop_redis_keys
+from .jobs_helpers import REDIS_SERVER, _drop_redis_keys, wait_until
 
 JOB = "tapp.outbox_jobs.append_line"
 JOBS = """
@@ -87,7 +87,8 @@ def test_after_commit_job_is_written_with_the_transaction_and_relayed_after_it(
 ) -> None:
     """The row shares the caller's transaction: invisible to others before the commit, gone
     with a rollback (also a savepoint's); after the commit the broker has the job and the row
-    is gone; a burst worker runs each committed job once."""
+    is gone; a burst worker runs each committed job once (a tracked one's Background Task,
+    made by the relay, ends Completed)."""
     out = tmp_path / "ran.txt"
     with jobbench.site_context("site1", box.path) as local:
         jobbench.new_doc("Task", subject="kept").insert()
@@ -106,6 +107,9 @@ def test_after_commit_job_is_written_with_the_transaction_and_relayed_after_it(
         handle = jobbench.enqueue(JOB, path=str(out), tag="durable", durable=True)
         assert handle is not None and handle.id  # outside a transaction: relayed at once
         assert handle.refresh().status == "queued"
+        tracked = {"job_id": "t1", "track_job": True, "enqueue_after_commit": True}
+        jobbench.enqueue(JOB, path=str(out), tag="tracked", **tracked)
+        local.db.commit()
     done = subprocess.run(
         [sys.executable, "-m", "jobbench", "--bench", str(box.path), "worker", "--burst"],
         capture_output=True,
@@ -114,7 +118,10 @@ def test_after_commit_job_is_written_with_the_transaction_and_relayed_after_it(
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert out.read_text().split("\n") == ["a", "durable", ""]
+    assert out.read_text().split("\n") == ["a", "durable", "tracked", ""]
+    with jobbench.site_context("site1", box.path):  # the relay made the job's Background Task
+        tasks = jobbench.get_all("Background Task", fields=["job_id", "status"])
+    assert [(t.job_id, t.status) for t in tasks] == [("t1", "Completed")]
 
 
 def test_broker_down_at_commit_keeps_jobs_in_order_until_a_relay_delivers_them(
@@ -162,6 +169,7 @@ def test_broker_down_at_commit_keeps_jobs_in_order_until_a_relay_delivers_them(
         _drop_redis_keys(bench_id)
 
 
+AFTER_COMMIT = {"enqueue_after_commit": True}
 ORDER = ("first", "second", "third", "fourth", "5th", "6th")
 
 
@@ -249,3 +257,28 @@ def test_outbox_commands(box: Bench) -> None:
 def _cli(bench: Bench, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "jobbench", "--bench", str(bench.path), "--site", "site1"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the relay is tested above
+def test_the_scheduler_process_relays_the_outbox(box: Bench) -> None:
+    """A ``jobbench schedule`` process (no worker running) delivers a job the broker missed."""
+    require_service("Redis", "127.0.0.1", 6379)
+    bench_id = f"outbox-{uuid.uuid4().hex[:8]}"
+    box.update_common_config({"redis_queue": free_port_url(), "bench_id": bench_id})
+    scheduler = None
+    try:
+        with jobbench.site_context("site1", box.path) as local:
+            jobbench.enqueue(JOB, path="x", tag="s", job_id="by-scheduler", **AFTER_COMMIT)
+            local.db.commit()
+        assert len(_rows(box)) == 1
+        box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13"})
+        cmd = [sys.executable, "-m", "jobbench", "--bench", str(box.path), "schedule"]
+        scheduler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = get_broker(box, box.common_config())
+        wait_until(lambda: broker.get(full_id("site1", "by-scheduler")), 20, "the relayed job")
+        assert _rows(box) == [] and _claim_order(box) == ["s"]
+    finally:
+        if scheduler is not None:
+            scheduler.terminate()
+            scheduler.wait(20)
+        _drop_redis_keys(bench_id)
