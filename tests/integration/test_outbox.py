@@ -182,9 +182,25 @@ def _tags(bench: Bench) -> list[Any]:
 
 
 def test_a_row_that_may_have_reached_the_broker_is_not_delivered_twice(box: Bench) -> None:
-    """A relay that died between the broker's answer and the DELETE leaves a marked row: the
-    next relay finds that very record in the broker and only deletes the row. A marked row
-    whose job the broker does not have is delivered (never lost)."""
+    """A relay that died between the broker's answer and the DELETE leaves its row: the next
+    relay finds that very record in the broker and only deletes the row. A row whose job the
+    broker does not have is delivered (never lost)."""
+    _redelivery(box)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_redelivery_is_a_no_op_on_redis_too(box: Bench) -> None:
+    """The same on the Redis broker (the record's enqueue time survives its encoding)."""
+    require_service("Redis", "127.0.0.1", 6379)
+    bench_id = f"outbox-{uuid.uuid4().hex[:8]}"
+    box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13", "bench_id": bench_id})
+    try:
+        _redelivery(box)
+    finally:
+        _drop_redis_keys(bench_id)
+
+
+def _redelivery(box: Bench) -> None:
     with jobbench.site_context("site1", box.path) as local:
         jobbench.enqueue(JOB, path="x", tag="once", job_id="j1", enqueue_after_commit=True)
         jobbench.enqueue(JOB, path="x", tag="lost", job_id="j2", enqueue_after_commit=True)

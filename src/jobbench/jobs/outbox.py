@@ -17,15 +17,14 @@ one. (``SELECT ... FOR UPDATE SKIP LOCKED`` would let relays share a site but no
 order, and SQLite has no row locks; a lease works the same on every database.)
 
 **Exactly once, by job id.** The job id is decided at enqueue time and stored with the signed
-record. Before the first delivery of a batch the relay marks its rows ``attempts = 1`` in a
-committed write; a row is deleted once the broker has answered for it. A row found with
-``attempts > 0`` may have reached the broker before (the relay died between the broker's
-answer and the DELETE, or the answer was lost): it is delivered only when the broker holds no
-record with its id, ``enqueued_at`` and signature, so the usual redelivery is a no-op. The one
-case left is a marked row outliving its job's record: delivered, then run, then expired
-(``rq_results_ttl``, 600 s by default) or deleted before any relay came back to the row; then it
-is delivered again. We chose this over a broker once-key per job, which would close that gap
-but keep a key for every durable job for seven days (``ONCE_TTL``).
+record. A relay deletes rows once the broker has answered for them; before delivering a row it
+asks the broker whether it holds that very record already (same id, ``enqueued_at`` and
+signature: a relay died between the broker's answer and the DELETE, or the answer was lost)
+and then only deletes the row. One broker read per row; the usual redelivery is a no-op. The
+one case left is a row outliving its delivered job's record (run, then expired after
+``rq_results_ttl``, 600 s by default, or deleted) before any relay came back to it: it is
+delivered again. We chose this over a broker once-key per job, which would close that gap but
+keep a key for every after-commit job for seven days (``ONCE_TTL``).
 """
 
 from __future__ import annotations
@@ -234,44 +233,50 @@ def _connection(engine: Engine) -> Iterator[Connection]:
         raise translate(exc, engine.url) from exc
 
 
-def relay_site(local: SiteLocal, limit: int | None = None) -> RelayResult:
-    """Deliver the site's outbox rows in order under its lease. Raises BrokerError when the
-    broker cannot be reached (the rows stay) and DatabaseError when the database cannot."""
+def relay_site(local: SiteLocal, limit: int | None = None, known: bool = False) -> RelayResult:
+    """Deliver the site's outbox rows in order under its lease (``known``: the caller just
+    committed rows, skip the first look). Raises BrokerError when the broker cannot be reached
+    (the rows stay) and DatabaseError when the database cannot.
+
+    After giving the lease back it looks once more: a committer that found the lease held
+    while this relay was finishing has left its rows to it."""
     engine = local.db.engine
     result = RelayResult()
-    with _connection(engine) as conn:
-        if not _first_seqs(conn, 1):
-            return result
     broker = get_broker(local.bench, local.conf)
     name, me = lease_name(local.site), owner()
-    if not broker.acquire_lease(name, me, LEASE_TTL):
-        result.busy = True
-        return result
-    try:
-        with _connection(engine) as conn:
-            while limit is None or result.delivered < limit:
-                rows = _read(conn, BATCH if limit is None else min(BATCH, limit - result.delivered))
-                if not rows:
-                    break
-                result.delivered += _deliver_batch(local, broker, conn, rows)
-                broker.acquire_lease(name, me, LEASE_TTL)  # renew between batches
-            result.left = _count(conn)
-    finally:
-        with contextlib.suppress(BrokerError):
-            broker.release_lease(name, me)
+    with _connection(engine) as conn:
+        while limit is None or result.delivered < limit:
+            if not known and not _any(conn):
+                return result
+            known = False
+            if not broker.acquire_lease(name, me, LEASE_TTL):
+                result.busy = True
+                return result
+            try:
+                result.delivered += _drain(local, broker, conn, limit, result.delivered)
+            finally:
+                with contextlib.suppress(BrokerError):
+                    broker.release_lease(name, me)
     return result
 
 
-def _first_seqs(conn: Connection, n: int) -> list[int]:
-    rows = conn.execute(sa.select(TABLE.c.seq).order_by(TABLE.c.seq).limit(n)).all()
-    conn.commit()
-    return [int(r[0]) for r in rows]
+def _drain(local: SiteLocal, broker: Broker, conn: Connection, limit: int | None, done: int) -> int:
+    """Batches of rows until a batch is not full (or ``limit``); the lease renewed between."""
+    delivered = 0
+    while limit is None or done + delivered < limit:
+        n = BATCH if limit is None else min(BATCH, limit - done - delivered)
+        rows = _read(conn, n)
+        delivered += _deliver_batch(local, broker, conn, rows)
+        if len(rows) < n:
+            break
+        broker.acquire_lease(lease_name(local.site), owner(), LEASE_TTL)  # renew
+    return delivered
 
 
-def _count(conn: Connection) -> int:
-    n = conn.execute(sa.select(sa.func.count()).select_from(TABLE)).scalar()
+def _any(conn: Connection) -> bool:
+    found = conn.execute(sa.select(TABLE.c.seq).limit(1)).first() is not None
     conn.commit()
-    return int(n or 0)
+    return found
 
 
 def _read(conn: Connection, n: int) -> list[Any]:
@@ -281,15 +286,9 @@ def _read(conn: Connection, n: int) -> list[Any]:
 
 
 def _deliver_batch(local: SiteLocal, broker: Broker, conn: Connection, rows: list[Any]) -> int:
-    """Deliver ``rows`` in order; stop at the first that fails (its error noted on it)."""
-    fresh = [r.seq for r in rows if not r.attempts]
-    if fresh:  # from here on a delivery may have happened: see the module's docstring
-        conn.execute(
-            sa.update(TABLE)
-            .where(TABLE.c.seq.in_(fresh))
-            .values(attempts=1, last_attempt=time.time())
-        )
-        conn.commit()
+    """Deliver ``rows`` in order; stop at the first that fails (its error noted on it). The
+    delivered rows are deleted together at the end (a crash before that redelivers them,
+    which ``_deliver`` makes a no-op)."""
     done: list[int] = []
     try:
         for row in rows:
@@ -311,7 +310,7 @@ def _deliver(local: SiteLocal, broker: Broker, row: Any) -> None:
 
     record = load_record(row.record)
     extra = json.loads(row.options)
-    if row.attempts and _already_delivered(broker, record):
+    if _already_delivered(broker, record):  # an earlier relay got this far, then died
         return
     known = {f.name for f in fields(EnqueueOptions)}
     options = {k: v for k, v in extra["options"].items() if k in known}
@@ -355,7 +354,7 @@ def relay_after_commit(local: SiteLocal, limit: int | None = None) -> None:
     if time.monotonic() < _CommitState.skip_until:
         return
     try:
-        relay_site(local, limit)
+        relay_site(local, limit, known=True)
     except Exception as exc:  # noqa: BLE001 - the caller's commit succeeded; the row waits
         _CommitState.skip_until = time.monotonic() + COMMIT_BACKOFF
         if not _CommitState.warned:
