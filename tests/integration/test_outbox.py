@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -298,3 +299,35 @@ def test_the_scheduler_process_relays_the_outbox(box: Bench) -> None:
             scheduler.terminate()
             scheduler.wait(20)
         _drop_redis_keys(bench_id)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+def test_relays_at_once_deliver_each_job_once_and_in_order(box: Bench) -> None:
+    """Four relays (threads, each its own lease owner, as the threads of a web server or
+    several workers) drain one site's 120 waiting jobs together: every job reaches the broker
+    once, in insertion order."""
+    outbox._CommitState.skip_until = time.monotonic() + 60  # the commit leaves them waiting
+    tags = [f"j{i:03}" for i in range(120)]
+    with jobbench.site_context("site1", box.path) as local:
+        jobbench.enqueue_many(
+            [{"method": JOB, "kwargs": {"path": "x", "tag": t}} for t in tags],
+            enqueue_after_commit=True,
+        )
+        local.db.commit()
+    assert len(_rows(box)) == 120
+    delivered: list[int] = []
+
+    def relay() -> None:
+        with jobbench.site_context("site1", box.path) as local:
+            for _ in range(50):
+                delivered.append(outbox.relay_site(local, limit=7).delivered)
+                if not _rows(box):
+                    return
+
+    threads = [threading.Thread(target=relay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(delivered) == 120 and _rows(box) == []
+    assert _claim_order(box) == tags

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -199,16 +200,18 @@ def _plain_options(opts: Any) -> dict[str, Any]:
 
 
 # -- relaying --------------------------------------------------------------------------------
-_owner: tuple[int, str] | None = None
+_owners = threading.local()
 
 
 def owner() -> str:
-    """This process' name as a lease owner (made again after a fork)."""
-    global _owner
-    if _owner is None or _owner[0] != os.getpid():
-        name = f"outbox.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-        _owner = (os.getpid(), name)
-    return _owner[1]
+    """This thread's name as a lease owner (made again after a fork): two threads of one
+    process committing at once (a threaded web server) must not share a site's lease."""
+    mine: tuple[int, str] | None = getattr(_owners, "name", None)
+    if mine is None or mine[0] != os.getpid():
+        where = f"{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}"
+        mine = (os.getpid(), f"outbox.{where}.{uuid.uuid4().hex[:6]}")
+        _owners.name = mine
+    return mine[1]
 
 
 def lease_name(site: str) -> str:
