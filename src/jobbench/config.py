@@ -168,6 +168,7 @@ KNOWN_KEYS: dict[str, Check] = {
     "rq_job_failure_ttl": _int(0),
     "rq_failed_jobs_limit": _int(0),
     "max_queued_jobs": _optional(_int(1)),
+    "durable_enqueue": _flag,
     "job_concurrency_limits": _method_limits,
     "job_serializer": _serializer,
     "log_format": _log_format,
