@@ -144,6 +144,10 @@ def test_a_failed_dependency_cancels_its_dependents_transitively(
     assert c.exc_info == "canceled: its dependency 'b' was canceled"
     assert _status(broker, "d") == JobStatus.QUEUED  # allow_dependency_failure
     assert broker.claim(["long"], "w2") is None
+    # the settled dependents stay findable (their Background Tasks follow), none waiting
+    assert broker.dependents(a.id) == []
+    assert broker.dependents(a.id, waiting=False) == [full_id(SITE, "b"), full_id(SITE, "d")]
+    assert broker.dependents(full_id(SITE, "b"), waiting=False) == [full_id(SITE, "c")]
 
 
 def test_a_dependency_that_will_be_retried_has_not_failed(broker: Broker) -> None:
@@ -195,6 +199,18 @@ def test_a_deferred_at_front_job_goes_to_the_head(broker: Broker) -> None:
     assert broker.enqueue(record, at_front=True) is True
     assert broker.finish(a.id, "w1", None, KEEP)
     assert broker.position(record.id) == 0
+
+
+def test_registrations_go_with_the_dependency_record(broker: Broker) -> None:
+    a = started(broker, "a")
+    _dependent(broker, "b", "a")
+    assert broker.finish(a.id, "w1", None, KEEP)
+    assert broker.dependents(a.id, waiting=False) == [full_id(SITE, "b")]
+    assert broker.cleanup(now=time.time() + 10 * KEEP.failure_ttl) == 1  # a's record
+    assert broker.dependents(a.id, waiting=False) == []
+    enqueued(broker, "a")  # a new job with that id: a new dependent waits for it
+    _dependent(broker, "c", "a")
+    assert broker.dependents(a.id) == [full_id(SITE, "c")]
 
 
 def test_deduplicate_counts_a_deferred_job_as_pending(broker: Broker) -> None:

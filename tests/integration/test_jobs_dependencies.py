@@ -21,6 +21,7 @@ from jobbench.errors import DependencyNotFound, JobError
 from .jobs_helpers import (
     APP,
     Engine,
+    committed,
     engine_fixture,  # noqa: F401 - the engine fixture
     wait_until,
 )
@@ -59,6 +60,16 @@ def spans_fixture(engine: Engine) -> str:
     return engine.file("spans.log")
 
 
+def _task(engine: Engine, job_id: str) -> dict[str, Any]:
+    rows = committed(
+        engine,
+        lambda: jobbench.get_all("Background Task", filters={"job_id": job_id}, fields=["*"]),
+        "site1",
+    )
+    assert len(rows) == 1, rows
+    return dict(rows[0])
+
+
 def _lines(path: str) -> list[tuple[str, str, str, float]]:
     if not Path(path).exists():
         return []
@@ -78,7 +89,9 @@ def test_a_chain_runs_in_order_and_a_failure_cancels_what_follows(
         b = jobbench.enqueue(SPAN, path=spans, depends_on=a, job_id="b", queue="short")
         bad = jobbench.enqueue(SPAN, path=spans, fail=True, depends_on="b", job_id="bad")
         after_bad = jobbench.enqueue(SPAN, path=spans, depends_on=[bad], job_id="after-bad")
-        tail = jobbench.enqueue(SPAN, path=spans, depends_on=after_bad, job_id="tail")
+        tail = jobbench.enqueue(
+            SPAN, path=spans, depends_on=after_bad, job_id="tail", track_job=True
+        )
         jobbench.enqueue(
             SPAN, path=spans, depends_on=[bad, b], allow_dependency_failure=True, job_id="anyway"
         )
@@ -108,6 +121,13 @@ def test_a_chain_runs_in_order_and_a_failure_cancels_what_follows(
         assert ("S", job_id) not in times
     shown = engine.cli("jobs", "show", "tail")
     assert "depends_on: ['after-bad']" in shown.stdout and "was canceled" in shown.stdout
+    # a tracked dependent's Background Task follows its cancel, also one canceled at enqueue
+    with engine.ctx():
+        late = jobbench.enqueue(SPAN, path=spans, depends_on="bad", track_job=True, job_id="late")
+        assert late.status == "canceled"
+    for job_id in ("tail", "late"):
+        task = _task(engine, job_id)
+        assert task["status"] == "Cancelled" and "its dependency" in (task["exception"] or ""), task
 
 
 def test_enqueue_refuses_what_it_cannot_do_and_enqueue_many_takes_both(

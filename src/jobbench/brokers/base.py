@@ -329,8 +329,10 @@ class Broker(ABC):
 
     # -- reading ------------------------------------------------------------------------------
     @abstractmethod
-    def dependents(self, job_id: str) -> list[str]:
-        """Ids of the ``deferred`` jobs still waiting for job ``job_id`` (sorted)."""
+    def dependents(self, job_id: str, *, waiting: bool = True) -> list[str]:
+        """Ids of the ``deferred`` jobs still waiting for job ``job_id`` (sorted); with
+        ``waiting=False``, of every stored job that was enqueued depending on it (those it
+        released or canceled too), as long as ``job_id``'s record is kept."""
 
     @abstractmethod
     def get(self, job_id: str) -> JobRecord | None:

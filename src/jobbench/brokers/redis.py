@@ -456,9 +456,9 @@ class RedisBroker(Broker):
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
 
-    def dependents(self, job_id: str) -> list[str]:
-        """The deferred members of ``dependents:<id>`` (the set may hold stale entries)."""
-        return sorted(raw.decode() for raw in self._run("dependents", job_id))
+    def dependents(self, job_id: str, *, waiting: bool = True) -> list[str]:
+        """Members of ``dependents:<id>``: the deferred ones still naming it, or all stored."""
+        return sorted(raw.decode() for raw in self._run("dependents", job_id, int(not waiting)))
 
     def position(self, job_id: str) -> int | None:
         pos = self._run("position", job_id)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobbench.brokers.base import TIMELINE_KEEP, Broker, EnqueueItem, Retention, WorkerInfo
-from jobbench.brokers.sqlite_limits import admit_or_park, deleted, resolve, unpark
+from jobbench.brokers.sqlite_limits import admit_or_park, deleted, forget, resolve, unpark
 from jobbench.brokers.sqlite_reads import SQLiteReads
 from jobbench.brokers.sqlite_store import (
     CLAIM_PROMOTE_LIMIT,
@@ -375,4 +375,5 @@ class SQLiteBroker(SQLiteReads, Broker):
         with self._tx() as conn:
             conn.execute("DELETE FROM once_keys WHERE expires_at <= ?", (now,))
             conn.execute("DELETE FROM timeline WHERE minute < ?", ((now - TIMELINE_KEEP) // 60,))
+            forget(conn, now)
             return conn.execute("DELETE FROM jobs WHERE expires_at <= ?", (now,)).rowcount

@@ -1,9 +1,11 @@
 """Dependencies and concurrency keys on the SQLite broker: SQL steps run inside the caller's
 transaction, so each is atomic with the claim, outcome or cancel that calls it (docs/jobs.md).
 
-- **Dependencies**: a ``deferred`` job has one ``dependencies`` row per dependency still
-  pending. When a job becomes final (or a pending one is deleted), ``resolve`` reads its rows
-  (the primary key's prefix: one index lookup, none for a job nobody depends on), queues the
+- **Dependencies**: a job enqueued ``deferred`` gets one ``dependencies`` row per dependency
+  then pending, kept until that dependency's record goes (so its settled dependents can be
+  found: their Background Tasks follow). When a job becomes final (or a pending one is
+  deleted), ``resolve`` reads its rows (the primary key's prefix: one index lookup, none
+  for a job nobody depends on), queues the
   dependents whose dependencies are all done and cancels, with the reason, those whose
   dependency failed, was stopped, canceled or deleted; cancels cascade through a work list.
 - **Concurrency keys**: the started jobs of a key are counted, not tracked (an index on
@@ -137,8 +139,8 @@ def resolve(
     work = [(job_id, status)]
     while work:
         dep, outcome = work.pop()
-        rows = conn.execute(
-            "DELETE FROM dependencies WHERE depends_on = ? RETURNING dependent", (dep,)
+        rows = conn.execute(  # kept until the dependency's row goes (forget, below)
+            "SELECT dependent FROM dependencies WHERE depends_on = ?", (dep,)
         ).fetchall()
         for (dependent,) in rows:
             if _settle_dependent(conn, dependent, dep, outcome, expires_at):
@@ -179,13 +181,28 @@ def _done(conn: sqlite3.Connection, dep: str, allow: bool) -> bool:
     return status is None or status == JobStatus.FINISHED or (allow and status in FINAL_STATUSES)
 
 
-def dependents(conn: sqlite3.Connection, job_id: str) -> list[str]:
+def dependents(conn: sqlite3.Connection, job_id: str, waiting: bool = True) -> list[str]:
     rows = conn.execute(
-        "SELECT j.id, j.depends_on FROM dependencies d JOIN jobs j ON j.id = d.dependent "
-        "WHERE d.depends_on = ? AND j.status = 'deferred' ORDER BY j.id",
+        "SELECT j.id, j.depends_on, j.status FROM dependencies d JOIN jobs j "
+        "ON j.id = d.dependent WHERE d.depends_on = ? ORDER BY j.id",
         (job_id,),
     ).fetchall()
-    return [r[0] for r in rows if job_id in decode_ids(r[1])]
+    if not waiting:
+        return [r[0] for r in rows]
+    return [r[0] for r in rows if r[2] == JobStatus.DEFERRED and job_id in decode_ids(r[1])]
+
+
+def forget(conn: sqlite3.Connection, before: float) -> None:
+    """Cleanup: drop the registrations of dependencies whose records expire by ``before``,
+    and of those already gone (trimmed past rq_failed_jobs_limit)."""
+    conn.execute(
+        "DELETE FROM dependencies WHERE depends_on IN (SELECT id FROM jobs WHERE expires_at <= ?)",
+        (before,),
+    )
+    conn.execute(
+        "DELETE FROM dependencies WHERE NOT EXISTS "
+        "(SELECT 1 FROM jobs WHERE jobs.id = dependencies.depends_on)"
+    )
 
 
 def deleted(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]) -> None:
@@ -196,3 +213,4 @@ def deleted(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]
             unpark(conn, key)
         if status not in FINAL_STATUSES:
             resolve(conn, job_id, "deleted")
+        conn.execute("DELETE FROM dependencies WHERE depends_on = ?", (job_id,))

@@ -86,8 +86,8 @@ class SQLiteReads(SQLiteStore):
         )
         return int(rows[0][0]) if rows else None
 
-    def dependents(self, job_id: str) -> list[str]:
-        return limits.dependents(self._conn(), job_id)
+    def dependents(self, job_id: str, *, waiting: bool = True) -> list[str]:
+        return limits.dependents(self._conn(), job_id, waiting)
 
     # -- metrics ------------------------------------------------------------------------------
     def counters(self) -> dict[tuple[str, str, str], int]:

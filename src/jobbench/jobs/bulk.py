@@ -33,7 +33,7 @@ from jobbench.jobs.enqueue import (
     starved,
 )
 from jobbench.jobs.job import Job
-from jobbench.jobs.record import JobRecord
+from jobbench.jobs.record import JobRecord, JobStatus
 
 _SPEC_KEYS = frozenset({"method", "kwargs", "in", "at"})
 
@@ -171,6 +171,8 @@ def _push_many(local: SiteLocal, secret: str, prepared: list[_Prepared]) -> list
     for p, ok in zip(prepared, taken, strict=True):
         if not ok and p.opts.track_job:
             tracking.delete_task(local, p.record.task_id)
+        elif ok and p.record.status == JobStatus.CANCELED:  # a dependency had failed already
+            tracking.sync_task(broker, local.bench, p.record.id, None)
     named = [p.record for p, ok in zip(prepared, taken, strict=True) if ok and p.opts.job_id]
     if named:  # as enqueue does: they may have replaced pending jobs with those ids
         tracking.end_replaced_many(local, named)

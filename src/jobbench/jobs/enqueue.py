@@ -29,7 +29,7 @@ from jobbench.errors import JobError, MethodNotFound, PayloadTooLarge, Unimporta
 from jobbench.jobs import aio, constraints, otel, serializer, tracking, trust
 from jobbench.jobs.job import Job
 from jobbench.jobs.queues import validate_queue
-from jobbench.jobs.record import JobRecord, full_id
+from jobbench.jobs.record import JobRecord, JobStatus, full_id
 from jobbench.utils import call_with_accepted_kwargs
 
 
@@ -475,6 +475,8 @@ def _push(
         return None
     if opts.job_id is not None:  # it may have replaced a pending job with that id
         tracking.end_replaced(local, record)
+    if record.status == JobStatus.CANCELED:  # a dependency of it had failed already
+        tracking.sync_task(broker, local.bench, record.id, None)
     return Job(record, broker, str(local.conf.secret_key or ""))
 
 

@@ -464,7 +464,7 @@ def stop_job(job_id: str) -> str:
 
     _, broker, record = _require(job_id)
     status = broker.request_stop(record.id, retention(current().conf))
-    if status == "canceled" and record.task_id:
+    if status == "canceled":  # its Background Task, and those of dependents it canceled
         from jobbench.jobs.tracking import sync_task
 
         sync_task(broker, current().bench, record.id, "canceled before it started")

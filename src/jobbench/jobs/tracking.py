@@ -208,11 +208,36 @@ TASK_STATUS = {
 
 
 def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:
-    """Bring the job's Background Task (if tracked) in line with the job's settled status."""
+    """Bring the job's Background Task (if tracked) in line with the job's settled status,
+    and those of the dependents its end canceled (the broker cancels them in that step)."""
     record = broker.get(job_id)
-    if record is None or not record.task_id:
+    if record is None:
         return
-    _update(bench, record, reason or record.exc_info or "")
+    if record.task_id:
+        _update(bench, record, reason or record.exc_info or "")
+    if record.status in _CANCELS_DEPENDENTS:
+        sync_canceled_dependents(broker, bench, record.id)
+
+
+_CANCELS_DEPENDENTS = frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
+DEPENDENCY_CANCEL = "canceled: its dependency "  # how the brokers word such a cancel
+
+
+def sync_canceled_dependents(broker: Broker, bench: Bench, job_id: str) -> None:
+    """The Background Tasks of the jobs canceled because job ``job_id`` (or, transitively, one
+    of them) failed, was stopped or canceled: a walk down the broker's registrations."""
+    seen, todo = {job_id}, [job_id]
+    while todo:
+        for dep_id in broker.dependents(todo.pop(), waiting=False):
+            record = broker.get(dep_id)
+            if dep_id in seen or record is None or record.status != JobStatus.CANCELED:
+                continue
+            if not (record.exc_info or "").startswith(DEPENDENCY_CANCEL):
+                continue
+            seen.add(dep_id)
+            todo.append(dep_id)
+            if record.task_id:
+                _update(bench, record, record.exc_info or "")
 
 
 def _update(bench: Bench, record: JobRecord, reason: str) -> None:

@@ -226,7 +226,7 @@ def _settle(
             _finish_after_outage(broker, record, worker, outcome, keep)
             return None  # a next job the lost reply claimed is taken back by _claim
     record_outcome(broker, record, worker, outcome, keep)
-    if record.task_id and outcome.status != "finished":
+    if outcome.status != "finished":  # its Background Task, and those of dependents it canceled
         _sync_task(broker, bench, record)
     return None
 

@@ -79,6 +79,7 @@ local function drop(id, queue, status)
     redis.call('DEL', jkey(id))
     notify(id)
     if PENDING[status] then resolve_dependents(id, 'deleted') end
+    redis.call('DEL', P .. 'dependents:' .. id)  -- its registrations go with it
     return true
   end
   return not cur[2]

@@ -1,7 +1,9 @@
 -- Dependencies and concurrency keys: loaded after common.lua (whose unindex, drop and finalize
 -- call the three functions it declares and this file defines), before each script.
 --
---   P dependents:<id>   set    ids of `deferred` jobs waiting for job <id> (its depends_on)
+--   P dependents:<id>   set    ids of jobs that were enqueued depending on job <id>, kept
+--                              until <id>'s record expires (so its settled dependents can
+--                              still be found: their Background Tasks follow)
 --   P running:<key>     set    ids of `started` jobs with concurrency_key <key>
 --   P parked:<key>      list   ids of `queued` jobs of <key> taken off their queue by a claim
 --                              while the key had no free slot (hash field `parked` = '1')
@@ -141,7 +143,7 @@ local function resolve_one(id, status, exp, exp_ms)
   local dkey = P .. 'dependents:' .. id
   local waiting = redis.call('SMEMBERS', dkey)
   if #waiting == 0 then return end
-  redis.call('DEL', dkey)
+  redis.call('PEXPIREAT', dkey, exp_ms)  -- goes with the record; a new dependent persists it
   for _, d in ipairs(waiting) do
     local h = redis.call('HMGET', jkey(d), 'status', 'depends_on', 'allow_dependency_failure',
       'queue', 'enqueued_at', 'front')

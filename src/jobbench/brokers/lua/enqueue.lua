@@ -182,7 +182,10 @@ local function store_dependent(key, it, waiting, reason)
   store(key, it, 'deferred')
   if it.front then redis.call('HSET', key, 'front', '1') end
   redis.call('ZADD', idx(queue, 'deferred'), it.enq, id)
-  for _, dep in ipairs(waiting) do redis.call('SADD', P .. 'dependents:' .. dep, id) end
+  for _, dep in ipairs(waiting) do
+    redis.call('SADD', P .. 'dependents:' .. dep, id)
+    redis.call('PERSIST', P .. 'dependents:' .. dep)  -- it may be a settled record's set
+  end
   return 3
 end
 
