@@ -33,7 +33,7 @@ from typing import IO
 from jobbench import logs
 from jobbench.bench import Bench
 from jobbench.setup import worker_groups
-from jobbench.worker.executor import die_with_parent
+from jobbench.worker.spec import die_with_parent
 
 COLOURS = ["36", "33", "32", "35", "34", "91", "92", "93", "94", "95", "96"]
 YOUNG = 5.0  # a child that dies younger than this is restarted after a growing pause

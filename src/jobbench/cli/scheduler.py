@@ -11,8 +11,16 @@ import click
 
 from jobbench.cli.logopts import log_format_option, setup_logging
 from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
-from jobbench.context import site_context
 from jobbench.errors import JobbenchError
+
+
+def site_context(site: str, bench_path: Any) -> Any:
+    """``jobbench.context.site_context``, imported on use: every command module is loaded for
+    each CLI call, and a worker's supervisor must not load SQLAlchemy with it."""
+    from jobbench.context import site_context as open_site
+
+    return open_site(site, bench_path)
+
 
 ON_OFF = click.Choice(["on", "off"])
 

@@ -49,6 +49,7 @@ from jobbench.errors import (
 )
 from jobbench.jobs import aio, otel, serializer, tracking, trust
 from jobbench.jobs.enqueue import resolve
+from jobbench.jobs.outcome import Outcome as Outcome
 from jobbench.jobs.record import JobRecord
 from jobbench.model.database import CallbackManager
 
@@ -62,14 +63,6 @@ class StopJob(BaseException):  # noqa: N818 - a control signal, not an error
     """Raised in the executor when the job is stopped on request (cold shutdown, jobs stop).
 
     A BaseException so ``except Exception`` in job code does not swallow it."""
-
-
-@dataclass
-class Outcome:
-    status: str  # finished | failed | stopped
-    result: bytes | None = None
-    exc_info: str | None = None
-    retry: bool = True  # False: failed for good even with retries left (a refused record)
 
 
 @dataclass

@@ -16,7 +16,6 @@ children the job forked, and it asks the kernel to kill it if the parent dies.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import random
@@ -37,21 +36,9 @@ from jobbench.jobs.execute import Outcome, StopJob, execute_job
 from jobbench.jobs.record import JobRecord
 from jobbench.worker.joblog import end_detail, retry_delay
 from jobbench.worker.slots import Slots
+from jobbench.worker.spec import ExecutorConfig, backoff, die_with_parent
 
-MAX_BACKOFF = 3600.0
 IDLE_CLAIM_WAIT = 1.0
-DEFAULT_ASYNC_CONCURRENCY = 10
-
-
-@dataclass
-class ExecutorConfig:
-    bench_path: str
-    worker_name: str
-    queues: list[str]
-    strategy: str = "default"
-    burst: bool = False
-    concurrency: int = 1  # sync jobs at once; above 1 they run in threads (worker/slots.py)
-    async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY
 
 
 class _State:
@@ -98,20 +85,6 @@ def _on_stop(_sig: int, _frame: FrameType | None) -> None:
 
 def _on_warm(_sig: int, _frame: FrameType | None) -> None:
     _State.exit_after_job = True
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """PR_SET_PDEATHSIG: the kernel sends ``sig`` to us when our parent dies (Linux)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, int(sig))
-    except (OSError, AttributeError):
-        pass  # not Linux: the parent's heartbeat expiry still settles the job
-
-
-def backoff(retry_count: int) -> float:
-    """Seconds before retry number ``retry_count + 1``: 1, 2, 4, ... capped at an hour."""
-    return float(min(2**retry_count, MAX_BACKOFF))
 
 
 def order_queues(queues: list[str], strategy: str, turn: int) -> list[str]:

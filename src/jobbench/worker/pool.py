@@ -15,7 +15,7 @@ from types import FrameType
 
 from jobbench.bench import Bench
 from jobbench.jobs.trust import secret_of
-from jobbench.worker.executor import die_with_parent
+from jobbench.worker.spec import die_with_parent
 from jobbench.worker.worker import Worker
 
 RESTART_PAUSE = 0.5

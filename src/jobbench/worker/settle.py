@@ -15,8 +15,7 @@ from jobbench.brokers.base import Broker, Retention
 from jobbench.errors import JobbenchError
 from jobbench.jobs import serializer
 from jobbench.jobs.record import JobRecord, JobStatus
-from jobbench.jobs.tracking import sync_task
-from jobbench.worker.executor import backoff
+from jobbench.worker.spec import backoff
 
 
 def settle_job(
@@ -38,7 +37,7 @@ def settle_job(
         retry_at = time.time() + backoff(record.retry_count) if record.retries_left else None
         changed = broker.fail(job_id, worker, reason, keep, retry_at=retry_at)
     if changed:
-        sync_task(broker, bench, job_id, reason)
+        _sync_task(broker, bench, job_id, reason)
         close_scheduled_log(broker, bench, job_id, reason)
     return changed
 
@@ -59,7 +58,7 @@ def reap_dead(broker: Broker, bench: Bench, keep: Retention) -> list[str]:
     """Settle jobs of workers whose heartbeat expired, and update their Background Tasks."""
     ids = broker.reap(keep)
     for job_id in ids:
-        sync_task(broker, bench, job_id, None)
+        _sync_task(broker, bench, job_id, None)
         close_scheduled_log(broker, bench, job_id, None)
     return ids
 
@@ -88,3 +87,11 @@ def _job_type(bench: Bench, record: JobRecord) -> str | None:
         return None
     value = kwargs.get("job_type") if isinstance(kwargs, dict) else None
     return str(value) if value else None
+
+
+def _sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> None:
+    """``tracking.sync_task``, imported when a job is settled: the worker's parent imports
+    this module for its housekeeping, and tracking brings the site context (SQLAlchemy)."""
+    from jobbench.jobs.tracking import sync_task
+
+    sync_task(broker, bench, job_id, reason)

@@ -34,8 +34,8 @@ from jobbench.brokers.liveness import reap_interval as reap_interval
 from jobbench.errors import BrokerError
 from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import secret_of
-from jobbench.worker.executor import ExecutorConfig, executor_main
 from jobbench.worker.joblog import job_end, settled_detail
+from jobbench.worker.spec import ExecutorConfig
 
 LOG = logs.get_logger("worker")
 WARN = logging.WARNING
@@ -186,6 +186,9 @@ class Worker:
             os.close(ctrl_w)
             code = 1
             try:
+                # Imported only here, after the fork: the parent never loads what runs jobs.
+                from jobbench.worker.executor import executor_main
+
                 code = executor_main(self.cfg, write_fd, ctrl_r)
             except BaseException:  # noqa: BLE001 - report and leave without parent cleanup
                 import traceback
