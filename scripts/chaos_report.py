@@ -233,7 +233,7 @@ def outbox_section(runs: list[dict[str, object]]) -> list[str]:
         "database's `__job_outbox` table (created by `migrate`) in the caller's transaction: a",
         "rollback, also to a savepoint, takes it back with the caller's data. After the commit",
         "the committing process relays it to the broker; with the broker down the commit still",
-        "succeeds (one warning per outage) and the job waits. Every worker parent and every",
+        "succeeds (one warning per outage) and the job waits. Every worker executor and every",
         "scheduler checks its sites' outboxes once a second (an indexed `LIMIT 1` read per",
         "site; a site context only for a site with rows) and relays; `jobbench outbox flush`",
         "does it on demand. `doctor`, `jobbench outbox list`, the Inspector (`outbox()`) and",

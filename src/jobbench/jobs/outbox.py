@@ -6,7 +6,7 @@ config key) builds and signs the job's record as any enqueue does, then INSERTs 
 site's ``__job_outbox`` table inside the caller's transaction: a rollback (also to a savepoint)
 takes it back with the caller's data, a commit keeps both. Right after the commit the
 committing process relays the site's rows to the broker; if the broker is down the commit
-still succeeds (one warning per outage) and the rows wait. Every worker parent and every
+still succeeds (one warning per outage) and the rows wait. Every worker executor and every
 scheduler polls the outbox of its bench's sites once a second (``OutboxRelay``), and
 ``jobbench outbox flush`` relays on demand.
 
@@ -373,7 +373,7 @@ def relay_after_commit(local: SiteLocal, limit: int | None = None) -> None:
     _CommitState.warned = False
 
 
-# -- polling (worker parents, schedulers) -----------------------------------------------------
+# -- polling (worker executors, schedulers) -----------------------------------------------------
 class OutboxRelay:
     """Relays the outboxes of a bench's sites, at most once per ``POLL_INTERVAL``.
 

@@ -341,6 +341,24 @@ def _run_inline(run: _Run, record: JobRecord) -> tuple[JobRecord | None, bool]:
     return following, following is not None
 
 
+def _relay_outbox(bench: Bench) -> None:
+    """Relay the after-commit jobs the broker missed at their commit (jobs/outbox.py): one pass
+    now, before the first claim (so a burst worker runs what the outboxes held), then a pass a
+    second in a thread of its own. Here and not in the supervisor, which loads no SQLAlchemy;
+    a job that runs long does not hold it up. Never raises."""
+    from jobbench.jobs.outbox import POLL_INTERVAL, OutboxRelay
+
+    relay = OutboxRelay(bench)
+    relay.poll()
+
+    def forever() -> None:
+        while True:
+            time.sleep(POLL_INTERVAL)
+            relay.poll()
+
+    threading.Thread(target=forever, name="jobbench-outbox", daemon=True).start()
+
+
 def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None) -> int:
     """Body of the executor process; returns its exit code."""
     os.setpgid(0, 0)
@@ -368,6 +386,7 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None)
         assert run is not None
         run.settle_thread_job(record, outcome)
 
+    _relay_outbox(bench)
     slots = Slots(bench, execute, settle, cfg.concurrency, cfg.async_concurrency)
     _State.slots = slots
     teller = _Teller(pipe_fd)

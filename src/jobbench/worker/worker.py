@@ -126,7 +126,6 @@ class Worker:
         self._cold_deadline: float | None = None  # set by the second stop signal
         self._next = {"heartbeat": 0.0, "housekeeping": 0.0, "reap": 0.0, "cleanup": 0.0}
         self._unsettled: tuple[list[Running], int] | None = None  # see _settle_pending
-        self._outbox: Any = None  # the outbox relay (jobs/outbox.py), made at first use
 
     @property
     def name(self) -> str:
@@ -467,20 +466,10 @@ class Worker:
     def _periodic(self) -> None:
         """Heartbeat and housekeeping. A broker outage is logged and retried on the next
         round (the executor backs off on its own); it never stops the supervisor."""
-        self._relay_outbox()
         try:
             self._housekeeping()
         except BrokerError as exc:
             self.log(f"broker unavailable, retrying: {exc}", WARN)
-
-    def _relay_outbox(self) -> None:
-        """Relay after-commit jobs the broker missed at their commit, at most once a second
-        (never raises). Imported at the first round, not at start: it loads SQLAlchemy."""
-        if self._outbox is None:
-            from jobbench.jobs.outbox import OutboxRelay
-
-            self._outbox = OutboxRelay(self.bench, self.log)
-        self._outbox.poll()
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
