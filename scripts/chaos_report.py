@@ -270,8 +270,8 @@ def outbox_section(runs: list[dict[str, object]]) -> list[str]:
         "The test stops a test-owned redis-server, commits a document with an after-commit",
         "job, starts the server again after the outage and checks the job's effect (a line in",
         "a file) appears once. The job starts when the worker's executor, which backs off",
-        "while the broker is unreachable, claims again; the relay itself delivers within about",
-        "a second of the broker's return.",
+        "while the broker is unreachable (0.5 s doubling to 10 s), claims again; the relay",
+        "itself delivers within about a second of the broker's return.",
         "",
         "| site database | broker down (s) | commit took (s) "
         "| job ran after the broker was back (s) | runs |",
