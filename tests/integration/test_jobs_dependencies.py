@@ -23,6 +23,7 @@ from .jobs_helpers import (
     Engine,
     committed,
     engine_fixture,  # noqa: F401 - the engine fixture
+    jobs_path,
     wait_until,
 )
 
@@ -258,3 +259,27 @@ def test_metrics_count_deferred_jobs(engine: Engine, spans: str) -> None:
     lines = metrics_text(Inspector(engine.bench)).splitlines()
     assert 'jobbench_jobs{site="site1",queue="default",status="deferred"} 1' in lines
     assert 'jobbench_jobs{site="site1",queue="default",status="queued"} 1' in lines
+
+
+def test_cli_enqueue_with_dependencies_and_a_concurrency_key(engine: Engine) -> None:
+    first = engine.cli("enqueue", jobs_path("add"), "--kwargs", '{"a": 1, "b": 1}', "--job-id", "a")
+    assert first.returncode == 0, first.stderr
+    after = engine.cli(
+        "enqueue", jobs_path("add"), "--kwargs", '{"a": 2, "b": 2}', "--depends-on", "a",
+        "--concurrency-key", "k1", "--concurrency-limit", "2", "--job-id", "b",
+    )  # fmt: skip
+    assert after.returncode == 0 and after.stdout.strip() == "b", after.stderr
+    assert "deferred: waits for a" in after.stderr
+    record = engine.record("b")
+    assert record is not None and record.status == "deferred"
+    assert (record.concurrency_key, record.concurrency_limit) == ("k1", 2)
+    listing = engine.cli("jobs", "list", "--status", "deferred").stdout.splitlines()
+    assert len(listing) == 2 and listing[1].split("\t")[0] == "b"
+    unknown = engine.cli("enqueue", jobs_path("noop"), "--depends-on", "nosuch")
+    assert unknown.returncode == 1 and "no job 'nosuch'" in unknown.stderr
+    assert unknown.stderr.count("\n") == 1
+    lonely = engine.cli("enqueue", jobs_path("noop"), "--concurrency-limit", "2")
+    assert lonely.returncode == 2 and "needs --concurrency-key" in lonely.stderr
+    engine.run_worker("default")
+    assert engine.record("b").status == "finished"
+    assert [r.id for r in engine.broker().find(status="queued")] == []

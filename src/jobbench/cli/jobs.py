@@ -157,6 +157,20 @@ def worker_pool_command(
     metavar="ISO-DATETIME",
     help="Run it at this time, e.g. 2030-01-31T09:00 (site time) or with +01:00 / Z.",
 )
+@click.option(
+    "--depends-on",
+    "depends_on",
+    multiple=True,
+    metavar="ID",
+    help="Queue it once this job finished (repeat for several; it waits as 'deferred').",
+)
+@click.option("--allow-dependency-failure", is_flag=True, help="Run it even if a dependency fails.")
+@click.option("--concurrency-key", metavar="KEY", help="At most --concurrency-limit at once.")
+@click.option(
+    "--concurrency-limit",
+    type=click.IntRange(1, 1_000_000),
+    help="Jobs of --concurrency-key running at once (default 1, or the method's in config).",
+)
 @pass_state
 def enqueue_command(
     state: CliState,
@@ -168,6 +182,10 @@ def enqueue_command(
     job_id: str | None,
     delay: float | None,
     run_at: str | None,
+    depends_on: tuple[str, ...],
+    allow_dependency_failure: bool,
+    concurrency_key: str | None,
+    concurrency_limit: int | None,
 ) -> None:
     """Enqueue METHOD (a dotted path) on the site; prints the job id (and, for a delayed
     job, its run time on stderr)."""
@@ -176,8 +194,15 @@ def enqueue_command(
 
     if delay is not None and run_at is not None:
         raise click.UsageError("give --in or --at, not both")
+    if concurrency_limit is not None and not concurrency_key:
+        raise click.UsageError("--concurrency-limit needs --concurrency-key")
     kwargs = _kwargs(kwargs_text)
     options: dict[str, Any] = {"queue": queue, "at_front": at_front, "timeout": timeout}
+    if depends_on:
+        options.update(depends_on=list(depends_on))
+        options.update(allow_dependency_failure=allow_dependency_failure)
+    if concurrency_key:
+        options.update(concurrency_key=concurrency_key, concurrency_limit=concurrency_limit)
     with site_context(state.site(), state.bench.path) as local:
         if delay is not None:
             job = jobs.enqueue_in(delay, method, job_id=job_id, **options, **kwargs)
@@ -187,6 +212,8 @@ def enqueue_command(
             job = jobs.enqueue(method, job_id=job_id, **options, **kwargs)
         zone = local.time_zone()
     echo(job.id if job is not None else "(not enqueued: a duplicate is pending)")
+    if job is not None and job.is_deferred:
+        echo(f"deferred: waits for {', '.join(depends_on)}", err=True)
     if job is not None and job.run_at is not None:
         echo(
             f"runs at {job.run_at.astimezone(_zone(zone)):%Y-%m-%d %H:%M:%S %z} ({zone})", err=True
