@@ -99,8 +99,10 @@ def add(
     id is final; the broker has it once relayed); outside a transaction there is nothing to
     be atomic with, so its row is committed at once and relayed now."""
     db = local.db
-    _require_table(db)
     standalone = not opts.enqueue_after_commit and not db.in_transaction()
+    _require_table(db)
+    if standalone and db.in_transaction():
+        db.conn.rollback()  # the table check's read: start the write afresh (SQLite snapshots)
     db.execute(sa.insert(TABLE).values(**_row(record, opts, kwargs, run_at)))
     if standalone:
         try:
