@@ -267,13 +267,8 @@ def test_overview_depth_latency_throughput_and_charts(client: TestClient, bench:
     day = page[page.index('id="chart-day"') :]
     assert "Last 24 hours: 4 finished, 1 failed" in day and ">jobs per hour</text>" in day
     assert 'id="scheduler-liveness"' in page and "no scheduler running" in page
-    from jobbench.inspect import Inspector
-
-    if hasattr(Inspector, "outbox"):  # each site's outbox, where the Inspector reports it
-        box = page[page.index('<table id="outbox">') :].split("</table>")[0]
-        assert '<tr data-site="s1">' in box and '<tr data-site="s2">' in box
-    else:
-        assert 'id="outbox"' not in page
+    box = page[page.index('<table id="outbox">') :].split("</table>")[0]  # each site's outbox
+    assert '<tr data-site="s1">' in box and '<tr data-site="s2">' in box
 
 
 def test_one_timestamp_format_in_the_site_time_zone(client: TestClient, bench: Bench) -> None:

@@ -112,16 +112,11 @@ def liveness(inspector: Inspector) -> dict[str, Any]:
     return inspector.scheduler_liveness().to_dict()
 
 
-def outbox(inspector: Inspector) -> list[dict[str, Any]] | None:
-    """Each site's transactional outbox (undelivered jobs, the oldest one's age, failing
-    deliveries), where the Inspector reports it (``Inspector.outbox``); None where it does
-    not, and the overview leaves the section out. Looked up by name so the dashboard runs
-    beside an Inspector without it."""
-    method = getattr(inspector, "outbox", None)
-    if method is None:
-        return None
+def outbox(inspector: Inspector) -> list[dict[str, Any]]:
+    """Each site's transactional outbox: undelivered jobs, the oldest one's age, failing
+    deliveries (``Inspector.outbox``)."""
     now = time.time()
-    return [dict(box.to_dict(now)) for box in method()]
+    return [dict(box.to_dict(now)) for box in inspector.outbox()]
 
 
 def job_detail(inspector: Inspector, site: str, job_id: str) -> dict[str, Any] | None:
