@@ -31,7 +31,7 @@ import jobbench
 from conftest import require_service
 from jobbench.bench import Bench
 from jobbench.brokers.factory import forget_broker, get_broker
-from jobbench.errors import JobError
+from jobbench.errors import JobError, QueueOverloaded
 from jobbench.inspect import Inspector, metrics_text
 from jobbench.jobs import outbox
 from jobbench.jobs.record import full_id
@@ -295,7 +295,8 @@ def test_the_scheduler_process_relays_the_outbox(box: Bench) -> None:
         scheduler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         broker = get_broker(box, box.common_config())
         wait_until(lambda: broker.get(full_id("site1", "by-scheduler")), 20, "the relayed job")
-        assert _rows(box) == [] and _claim_order(box) == ["s"]
+        wait_until(lambda: _rows(box) == [], 5, "the relayed row to be deleted")
+        assert _claim_order(box) == ["s"]
     finally:
         if scheduler is not None:
             scheduler.terminate()
@@ -333,3 +334,23 @@ def test_relays_at_once_deliver_each_job_once_and_in_order(box: Bench) -> None:
         thread.join(60)
     assert sum(delivered) == 120 and _rows(box) == []
     assert _claim_order(box) == tags
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the relay is the same on all
+def test_a_row_the_broker_refuses_stops_the_pass_and_keeps_its_reason(box: Bench) -> None:
+    """``max_queued_jobs`` full at the relay: the refused job stays with its error (doctor
+    shows it), the jobs behind it wait too (order), and all go once the queue has room."""
+    box.update_common_config({"max_queued_jobs": 1})
+    with jobbench.site_context("site1", box.path) as local:
+        for tag in ("in", "refused", "behind"):
+            jobbench.enqueue(JOB, path="x", tag=tag, **AFTER_COMMIT)
+        local.db.commit()  # no exception: the commit stands
+    stats = outbox.stats(box, "site1")
+    assert stats.undelivered == 2 and stats.failing == 1
+    assert stats.last_error is not None and stats.last_error.startswith("QueueOverloaded")
+    assert [r.tag for r in _tags(box)] == ["refused", "behind"]
+    assert _claim_order(box) == ["in"]  # room again
+    with pytest.raises(QueueOverloaded):  # "refused" goes in, "behind" meets a full queue
+        outbox.flush(box, "site1")
+    assert _claim_order(box) == ["refused"]
+    assert outbox.flush(box, "site1").delivered == 1 and _claim_order(box) == ["behind"]

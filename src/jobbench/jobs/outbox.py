@@ -49,7 +49,7 @@ from jobbench.bench import Bench
 from jobbench.brokers.base import Broker
 from jobbench.brokers.factory import get_broker
 from jobbench.context import SiteLocal, site_context
-from jobbench.errors import BrokerError, JobbenchError, JobError
+from jobbench.errors import BrokerError, BrokerUnavailable, JobbenchError, JobError
 from jobbench.jobs.job import Job
 from jobbench.jobs.outbox_table import TABLE as TABLE
 from jobbench.jobs.outbox_table import OutboxStats as OutboxStats
@@ -272,9 +272,8 @@ def _drain(local: SiteLocal, broker: Broker, conn: Connection, limit: int | None
         n = BATCH if limit is None else min(BATCH, limit - done - delivered)
         rows = _read(conn, n)
         delivered += _deliver_batch(local, broker, conn, rows)
-        if len(rows) < n:
-            break
-        broker.acquire_lease(lease_name(local.site), owner(), LEASE_TTL)  # renew
+        if len(rows) < n or not broker.acquire_lease(lease_name(local.site), owner(), LEASE_TTL):
+            break  # done, or the lease lapsed and another relay goes on in order
     return delivered
 
 
@@ -411,7 +410,7 @@ class OutboxRelay:
                 return 0
             with site_context(site, self.bench.path) as local:
                 result = relay_site(local)
-        except BrokerError as exc:
+        except BrokerUnavailable as exc:
             self._failed(site, now, POLL_INTERVAL, f"broker unavailable: {exc}")
             return 0
         except Exception as exc:  # noqa: BLE001 - a poller never stops its worker or scheduler
