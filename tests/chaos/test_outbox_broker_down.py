@@ -15,6 +15,7 @@ more after a 10 s outage).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -49,6 +50,7 @@ SHORT_DOWN = 2.0
 @pytest.fixture
 def outbox_bench(site: str, bench: Bench, redis_server: RedisServer) -> Iterator[Bench]:
     (bench.path / "apps" / "tapp" / "outbox_jobs.py").write_text(textwrap.dedent(JOBS))
+    importlib.invalidate_caches()  # tapp is imported already: its folder's listing is cached
     bench.update_common_config({"redis_queue": redis_server.url, "bench_id": "outbox-chaos"})
     outbox._CommitState.skip_until = 0.0
     yield bench
