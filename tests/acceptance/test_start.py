@@ -91,8 +91,9 @@ def test_start_runs_jobs_restarts_children_and_stops_cleanly(
     proc, log = started
     groups = ["short,default", "long,default,short", "bulk"]
     wait_for(lambda: log.read_text().count("Worker ") >= 3, "three workers to start")
+    wait_for(lambda: "Scheduler " in log.read_text(), "the scheduler to start")
     text = log.read_text()
-    assert "scheduler" in text and "Scheduler " in text
+    assert "scheduler" in text
     for group in groups:
         assert f"worker.{group}.1 " in text, text
 

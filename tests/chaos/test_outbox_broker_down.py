@@ -50,11 +50,19 @@ SHORT_DOWN = 2.0
 @pytest.fixture
 def outbox_bench(site: str, bench: Bench, redis_server: RedisServer) -> Iterator[Bench]:
     (bench.path / "apps" / "tapp" / "outbox_jobs.py").write_text(textwrap.dedent(JOBS))
-    importlib.invalidate_caches()  # tapp is imported already: its folder's listing is cached
+    # Earlier tests' benches have their own tapp (without this module) on sys.path: import
+    # this bench's, from its apps folder first.
+    apps = str(bench.path / "apps")
+    sys.path.insert(0, apps)
+    for name in [m for m in sys.modules if m == "tapp" or m.startswith("tapp.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
     bench.update_common_config({"redis_queue": redis_server.url, "bench_id": "outbox-chaos"})
     outbox._CommitState.skip_until = 0.0
     yield bench
     forget_broker(bench)
+    while apps in sys.path:
+        sys.path.remove(apps)
 
 
 def _start_worker(bench: Bench, log: Path) -> subprocess.Popen[bytes]:

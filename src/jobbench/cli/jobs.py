@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -77,31 +76,20 @@ def worker_command(
     log_format: str | None,
 ) -> None:
     """Run one worker (a supervisor plus an executor) on the queues."""
-    from jobbench.worker.__main__ import command
     from jobbench.worker.worker import Worker
 
     bench = state.bench
-    fmt = setup_logging(bench, log_format)
-    queues = _queues(state, queue_text)
-    slots = {"concurrency": concurrency, "async_concurrency": async_concurrency}
-    worker = Worker(  # checks the config; the supervisor after the exec is made the same way
+    setup_logging(bench, log_format)
+    worker = Worker(
         bench,
-        queues,
+        _queues(state, queue_text),
         strategy,
         burst,
         quiet,
         concurrency=concurrency,
         async_concurrency=async_concurrency,
     )
-    argv = command(
-        bench.path, queues, strategy=strategy, burst=burst, quiet=quiet, log_format=fmt, **slots
-    )
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:  # the supervisor runs lean in a fresh interpreter (jobbench/worker/__main__.py)
-        os.execv(argv[0], argv)
-    except OSError:  # no interpreter to exec (embedded Python): supervise from here
-        sys.exit(worker.work())
+    sys.exit(worker.work())
 
 
 @cli.command("worker-pool")

@@ -4,13 +4,16 @@ new-app, uninstall-app, remove-app."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from jobbench import sites as site_ops
 from jobbench.bench import init_bench
 from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state, progress
 from jobbench.errors import JobbenchError
+
+if TYPE_CHECKING:  # jobbench.sites loads SQLAlchemy: imported where a command needs it
+    from jobbench.sites import MigrateReport
 
 
 @cli.command("init")
@@ -33,6 +36,8 @@ def init_command(directory: str) -> None:
 @pass_state
 def new_site_command(state: CliState, name: str, db_url: str | None, apps: tuple[str, ...]) -> None:
     """Create site NAME with its database and the built-in doctypes."""
+    from jobbench import sites as site_ops
+
     bench = state.bench
     report = site_ops.new_site(bench, name, db_url, apps)  # all or nothing, apps included
     click.echo(
@@ -48,6 +53,8 @@ def new_site_command(state: CliState, name: str, db_url: str | None, apps: tuple
 @pass_state
 def install_app_command(state: CliState, app: str) -> None:
     """Install APP (an importable package with hooks.py) on the site, then migrate."""
+    from jobbench import sites as site_ops
+
     bench = state.bench
     site = state.site()
     report = site_ops.install_app(bench, site, app)
@@ -59,6 +66,8 @@ def install_app_command(state: CliState, app: str) -> None:
 @pass_state
 def migrate_command(state: CliState) -> None:
     """Create or extend the tables of every doctype on the site (or --site all)."""
+    from jobbench import sites as site_ops
+
     bench = state.bench
     for site in progress(state.sites(bench), "Migrating"):
         report = site_ops.migrate_site(bench, site)
@@ -66,7 +75,7 @@ def migrate_command(state: CliState) -> None:
         _print_changes(report)
 
 
-def _print_changes(report: site_ops.MigrateReport) -> None:
+def _print_changes(report: MigrateReport) -> None:
     changes = report.changes
     for table in changes.created_tables:
         click.echo(f"  created table {table}")
@@ -131,6 +140,8 @@ def list_apps_command(state: CliState, fmt: str) -> None:
 @pass_state
 def new_app_command(state: CliState, name: str) -> None:
     """Create app NAME in the bench's apps/ folder: hooks.py, tasks.py and a doctype."""
+    from jobbench import sites as site_ops
+
     bench = state.bench
     path = site_ops.new_app(bench, name)
     echo(f"Created app {name} in {path}")
@@ -151,6 +162,8 @@ yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for conf
 def uninstall_app_command(state: CliState, app: str, drop_data: bool, yes: bool) -> None:
     """Take APP off the site: installed_apps and its scheduled job types. Its tables and data
     stay unless --drop-data. Works when the app's code is gone."""
+    from jobbench import sites as site_ops
+
     bench = state.bench
     site = state.site()
     site_ops.check_uninstall(bench, site, app)  # before asking: a wrong name is an error
@@ -179,6 +192,8 @@ def uninstall_app_command(state: CliState, app: str, drop_data: bool, yes: bool)
 @pass_state
 def remove_app_command(state: CliState, app: str) -> None:
     """Move APP out of the bench's apps/ folder (into archived/apps/) once no site has it."""
+    from jobbench import sites as site_ops
+
     target = site_ops.remove_app(state.bench, app)
     echo(f"Removed app {app} from the bench: moved to {target}")
 
