@@ -96,21 +96,28 @@ local function finalize(id, queue, status, enqueued_at, expires_at, expire_ms)
   resolve_dependents(id, status, expires_at, expire_ms)
 end
 
+-- A job waiting elsewhere (scheduled, deferred) enters its queue: status queued, at the head
+-- when `front` (its `front` mark cleared), else the tail; indexed and its queue's waiters woken.
+local function enter_queue(id, queue, enqueued_at, front)
+  local key = jkey(id)
+  redis.call('HSET', key, 'status', 'queued')
+  redis.call('HDEL', key, 'front')
+  if front then
+    redis.call('LPUSH', qkey(queue), id)
+  else
+    redis.call('RPUSH', qkey(queue), id)
+  end
+  redis.call('ZADD', idx(queue, 'queued'), enqueued_at, id)
+  wake(queue)
+end
+
 -- A `scheduled` job (its hash fields h = status, queue, enqueued_at, front) goes to its queue:
 -- the head for a delayed job enqueued at_front (`front`, forgotten here), else the tail.
 local function promote_one(id, h)
-  local key = jkey(id)
   redis.call('ZREM', P .. 'scheduled', id)
   redis.call('ZREM', idx(h[2], 'scheduled'), id)
-  redis.call('HSET', key, 'status', 'queued')
-  redis.call('HDEL', key, 'retry_at', 'front')
-  if h[4] == '1' then
-    redis.call('LPUSH', qkey(h[2]), id)
-  else
-    redis.call('RPUSH', qkey(h[2]), id)
-  end
-  redis.call('ZADD', idx(h[2], 'queued'), h[3], id)
-  wake(h[2])
+  redis.call('HDEL', jkey(id), 'retry_at')
+  enter_queue(id, h[2], h[3], h[4] == '1')
 end
 
 -- Queue the scheduled jobs due by `now` (at most `limit`; -1: all), in due order; reads only

@@ -113,17 +113,8 @@ end
 
 -- A deferred job (h = status, depends_on, allow, queue, enqueued_at, front) goes to its queue.
 local function release_deferred(id, h)
-  local key = jkey(id)
   redis.call('ZREM', idx(h[4], 'deferred'), id)
-  redis.call('HSET', key, 'status', 'queued')
-  redis.call('HDEL', key, 'front')
-  if h[6] == '1' then
-    redis.call('LPUSH', qkey(h[4]), id)
-  else
-    redis.call('RPUSH', qkey(h[4]), id)
-  end
-  redis.call('ZADD', idx(h[4], 'queued'), h[5], id)
-  wake(h[4])
+  enter_queue(id, h[4], h[5], h[6] == '1')
 end
 
 local function cancel_deferred(id, h, reason, exp, exp_ms)
