@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import signal
 import socket
@@ -174,6 +175,15 @@ def drop_redis_keys(url: str, bench_id: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def report_figures(figures: dict[str, Any]) -> None:
+    """Append one scenario's figures for scripts/chaos_report.py (docs/reliability.md), when
+    it runs the suite (it names the file in $CHAOS_REPORT); otherwise nothing."""
+    out = os.environ.get("CHAOS_REPORT")
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(figures) + "\n")
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, pause: float = 0.05) -> Any:

@@ -7,8 +7,6 @@ most a few times); every job whose enqueue returned ends exactly once in a final
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
 import signal
 import socket
@@ -25,7 +23,17 @@ import jobbench
 from jobbench.errors import BrokerUnavailable
 from jobbench.jobs.record import full_id
 
-from .helpers import APP, IN_CI, Accounting, Chaos, account, child_pids, make_chaos, wait_until
+from .helpers import (
+    APP,
+    IN_CI,
+    Accounting,
+    Chaos,
+    account,
+    child_pids,
+    make_chaos,
+    report_figures,
+    wait_until,
+)
 
 CI_JOBS = 300
 LONG_JOBS = 3000
@@ -123,13 +131,6 @@ def _orphans(chaos: Chaos, acc: Accounting) -> list[str]:
     return orphans
 
 
-def _report(figures: dict[str, Any]) -> None:
-    out = os.environ.get("CHAOS_REPORT")
-    if out:
-        with Path(out).open("a") as f:
-            f.write(json.dumps(figures) + "\n")
-
-
 def test_redis_restart_mid_run(
     chaos_own_redis: Chaos, redis_server: RedisServer, long_form: bool
 ) -> None:
@@ -214,7 +215,7 @@ def test_redis_restart_mid_run(
         "max_outage_s": round(max(outages), 1),
         "seconds": round(elapsed, 1),
     }
-    _report(figures)
+    report_figures(figures)
     logs = "\n".join(w.log.read_text()[-1500:] for w in workers)
     assert acc.problems() == {}, (acc, logs)
     assert acc.finished + acc.failed + len(orphans) == jobs

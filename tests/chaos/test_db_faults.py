@@ -12,11 +12,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +22,7 @@ import jobbench
 from jobbench.jobs.record import full_id
 from jobbench.sites import new_site
 
-from .helpers import APP, SITE, Chaos, wait_until
+from .helpers import APP, SITE, Chaos, report_figures, wait_until
 
 DB_JOBS = '''
 """Jobs of the database-fault scenario."""
@@ -80,10 +77,7 @@ def ping():
 
 
 def _report(line: dict[str, Any]) -> None:
-    out = os.environ.get("CHAOS_REPORT")
-    if out:
-        with Path(out).open("a") as f:
-            f.write(json.dumps({"scenario": "db_faults", **line}) + "\n")
+    report_figures({"scenario": "db_faults", **line})
 
 
 def _server_site(chaos: Chaos, url: str, name: str) -> str:

@@ -9,14 +9,11 @@ the job's Background Task. Then the next round (CI: 1 round; --chaos-long: 5).""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import jobbench
 from conftest import release_bench
@@ -27,7 +24,7 @@ from jobbench.brokers.factory import get_broker
 from jobbench.jobs.record import JobRecord, full_id
 from jobbench.sites import new_site
 
-from .helpers import wait_until
+from .helpers import report_figures, wait_until
 from .netns import Hosts, hosts, postgres_server, redis_server
 
 INTERVAL, TTL = 0.5, 2.0
@@ -65,7 +62,7 @@ def test_a_cut_off_host_is_settled_by_the_other_and_cannot_overwrite_it(
             release_bench(bench)
             forget_app()
     assert all(w <= TTL + TTL / 2 + 1.0 for w in detected), detected  # TTL + one reap period
-    _report(
+    report_figures(
         {
             "scenario": "host_cut",
             "broker": "redis",
@@ -129,10 +126,3 @@ def _status(broker: Broker, job_id: str, status: str) -> JobRecord | None:
 
 def _heard_again(broker: Broker, worker: str) -> bool:
     return any(w.name == worker for w in broker.workers())
-
-
-def _report(figures: dict[str, Any]) -> None:
-    out = os.environ.get("CHAOS_REPORT")
-    if out:
-        with Path(out).open("a") as f:
-            f.write(json.dumps(figures) + "\n")

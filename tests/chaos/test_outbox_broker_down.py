@@ -16,7 +16,6 @@ more after a 10 s outage).
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import signal
 import subprocess
@@ -34,7 +33,7 @@ from jobbench.brokers.factory import forget_broker, get_broker
 from jobbench.jobs import outbox
 from jobbench.jobs.record import full_id
 
-from .helpers import wait_until
+from .helpers import report_figures, wait_until
 from .test_broker_restart import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
 JOB = "tapp.outbox_jobs.append_line"
@@ -106,7 +105,7 @@ def test_broker_down_at_commit_up_later_the_job_runs_once(
         assert outbox.stats(bench, "site1").undelivered == 0
         record = get_broker(bench, bench.common_config()).get(full_id("site1", "outbox-c"))
         assert record is not None and record.status == "finished" and record.attempts == 1
-        _report(
+        report_figures(
             {
                 "scenario": "outbox",
                 "database": _database(db_url),
@@ -129,14 +128,6 @@ def test_broker_down_at_commit_up_later_the_job_runs_once(
 def _database(db_url: str) -> str:
     kind = db_url.split(":")[0].split("+")[0]
     return "mariadb" if kind == "mysql" else kind
-
-
-def _report(figures: dict[str, object]) -> None:
-    """Figures for scripts/chaos_report.py (docs/reliability.md), when it runs the suite."""
-    out = os.environ.get("CHAOS_REPORT")
-    if out:
-        with Path(out).open("a") as f:
-            f.write(json.dumps(figures) + "\n")
 
 
 def _log(log: Path) -> str:

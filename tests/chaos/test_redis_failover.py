@@ -15,8 +15,6 @@ write can vanish with the master: that form only measures what was lost (long fo
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import threading
 import time
@@ -32,7 +30,7 @@ from jobbench.inspect import Inspector
 from jobbench.jobs.record import full_id
 from jobbench.scheduler.scheduler import LAST_TICK_MARKER
 
-from .helpers import APP, Accounting, Chaos, Proc, account, make_chaos, wait_until
+from .helpers import APP, Accounting, Chaos, Proc, account, make_chaos, report_figures, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis_servers import (  # noqa: E402 - tests/ is not a package
@@ -110,13 +108,6 @@ def _sentinel_config(topo: Topology, wait: bool) -> dict[str, Any]:
     }
 
 
-def _report(figures: dict[str, Any]) -> None:
-    out = os.environ.get("CHAOS_REPORT")
-    if out:
-        with Path(out).open("a") as f:
-            f.write(json.dumps(figures) + "\n")
-
-
 def _produce(chaos: Chaos, jobs: int, ids: list[str], failures: dict[str, int]) -> None:
     with chaos.ctx():
         i = 0
@@ -187,7 +178,7 @@ def _run(chaos: Chaos, topo: Topology, long_form: bool, wait: bool) -> None:
         "duplicates": len(acc.duplicates), "max_promotion_s": round(max(promoted), 1),
         "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
-    _report(figures)
+    report_figures(figures)
     logs = "\n".join(w.log.read_text()[-1500:] for w in workers)
     for w, pid in zip(workers, supervisors, strict=True):
         assert w.alive() and w.pid == pid, logs  # no restart: the same supervisors throughout

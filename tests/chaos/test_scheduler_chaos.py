@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import jobbench
 
-from .helpers import APP, SITE, Chaos, Proc, child_pids, wait_until
+from .helpers import APP, SITE, Chaos, Proc, child_pids, report_figures, wait_until
 
 CI_SLOTS = 300  # CI time budget; the long form runs 2,000 on both brokers
 CI_SLOTS_REDIS = 300
@@ -127,11 +127,8 @@ def test_each_slot_enqueued_once_under_scheduler_kills(chaos: Chaos, long_form: 
 
 
 def _report(chaos: Chaos, slots: int, kills: int, executor_kills: int, failed: int) -> None:
-    import json
-
-    out = os.environ.get("CHAOS_REPORT")
-    if out:
-        line = {
+    report_figures(
+        {
             "scenario": "scheduler",
             "broker": chaos.kind,
             "slots": slots,
@@ -139,5 +136,4 @@ def _report(chaos: Chaos, slots: int, kills: int, executor_kills: int, failed: i
             "executor_kills": executor_kills,
             "failed_runs": failed,
         }
-        with Path(out).open("a") as f:
-            f.write(json.dumps(line) + "\n")
+    )

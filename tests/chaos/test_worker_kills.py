@@ -5,17 +5,15 @@ with "worker died"."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from .helpers import Accounting, Chaos, account, child_pids, wait_until
+from .helpers import Accounting, Chaos, account, child_pids, report_figures, wait_until
 
 CI_JOBS = 800
 LONG_JOBS = 10_000
@@ -70,9 +68,6 @@ def run_kills(
 
 def report(chaos: Chaos, acc: Accounting, figures: dict[str, float], concurrency: int) -> None:
     """Append the figures for scripts/chaos_report.py (when it asks for them)."""
-    out = os.environ.get("CHAOS_REPORT")
-    if not out:
-        return
     line = {
         "scenario": "worker_kills",
         "broker": chaos.kind,
@@ -85,8 +80,7 @@ def report(chaos: Chaos, acc: Accounting, figures: dict[str, float], concurrency
         "max_detection_s": round(acc.max_detection, 2),
         **figures,
     }
-    with Path(out).open("a") as f:
-        f.write(json.dumps(line) + "\n")
+    report_figures(line)
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
