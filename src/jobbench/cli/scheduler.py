@@ -13,15 +13,6 @@ from jobbench.cli.logopts import log_format_option, setup_logging
 from jobbench.cli.main import CliState, cli, echo, echo_json, format_option, pass_state
 from jobbench.errors import JobbenchError
 
-
-def site_context(site: str, bench_path: Any) -> Any:
-    """``jobbench.context.site_context``, imported on use: every command module is loaded for
-    each CLI call, and a worker's supervisor must not load SQLAlchemy with it."""
-    from jobbench.context import site_context as open_site
-
-    return open_site(site, bench_path)
-
-
 ON_OFF = click.Choice(["on", "off"])
 
 
@@ -49,6 +40,7 @@ def _say(site: str, status: str, fmt: str) -> None:
 
 def _set_enabled(state: CliState, enabled: bool, fmt: str | None = "text") -> None:
     """System Settings' enable_scheduler; ``fmt=None`` prints enable-scheduler's line."""
+    from jobbench.context import site_context
     from jobbench.model.query import write_singles
 
     for site in state.sites():
@@ -158,6 +150,7 @@ def set_maintenance_mode(state: CliState, state_: str) -> None:
 def trigger_scheduler_event(state: CliState, event: str) -> None:
     """Run now, logged like a scheduled run: a job type (by name or method), or every job type
     of a hook event (all, hourly, daily, ..., cron)."""
+    from jobbench.context import site_context
     from jobbench.documents import get_doc
     from jobbench.scheduler.sync import HOOK_FREQUENCIES
 
@@ -204,6 +197,8 @@ def scheduled_jobs() -> None:
 @pass_state
 def scheduled_jobs_list(state: CliState, fmt: str) -> None:
     """Every job type with its schedule and its last and next run."""
+    from jobbench.context import site_context
+
     rows = []
     fields = [
         "name",
