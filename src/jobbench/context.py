@@ -213,10 +213,16 @@ def destroy() -> None:
 
 @contextmanager
 def site_context(
-    site: str, bench_path: str | os.PathLike[str] | None = None, user: str | None = None
+    site: str,
+    bench_path: str | os.PathLike[str] | Bench | None = None,
+    user: str | None = None,
 ) -> Iterator[SiteLocal]:
-    """init + connect (+ set_user) for a block; restores the previous context afterwards."""
-    local = SiteLocal(site, find_bench(bench_path))
+    """init + connect (+ set_user) for a block; restores the previous context afterwards.
+
+    ``bench_path`` may be the Bench itself: the worker's executor opens a context per job
+    and has its bench already, so it skips find_bench's lookup and stat."""
+    bench = bench_path if isinstance(bench_path, Bench) else find_bench(bench_path)
+    local = SiteLocal(site, bench)
     token = _current.set(local)
     try:
         local.connect()

@@ -110,7 +110,7 @@ def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outco
 def _execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
     local: SiteLocal | None = None
     try:
-        with site_context(record.site, bench.path, user=record.user) as local:
+        with site_context(record.site, bench, user=record.user) as local:
             return _run_in_site(local, record, broker)
     except StopJob:
         raise
