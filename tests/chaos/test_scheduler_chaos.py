@@ -17,8 +17,8 @@ import jobbench
 
 from .helpers import APP, SITE, Chaos, Proc, child_pids, report_figures, wait_until
 
-CI_SLOTS = 300  # CI time budget; the long form runs 2,000 on both brokers
-CI_SLOTS_REDIS = 300
+CI_SLOTS = 150  # CI time budget; the long form runs 2,000 on both brokers
+CI_SLOTS_REDIS = 150
 LONG_SLOTS = 2000
 
 

@@ -16,10 +16,10 @@ Job types: Hourly, Daily, Weekly, Monthly, All and the crons ``30 2 * * *``, ``0
 ``0 2,3 * * *``. At the start of each walked stretch every job type is set to have last run
 at the stretch's start (through the document, so ``next_run_at`` follows).
 
-Short form (default): All every 1800 s, through ±36 h around every offset change of 2025-2026
+Short form (default): All every 1800 s, through ±28 h around every offset change of 2025-2026
 in Europe/Berlin, America/New_York and Australia/Sydney, and one ordinary 3-day stretch (with
 a Sunday and a first of the month) in Asia/Kolkata and UTC. Measured on the 2-core machine:
-about 26 s for the whole file, both brokers (10 cases of 1-5 s).
+about 60 s for the whole file, both brokers (10 cases of 3-10 s; 2026-12-03, a busy day).
 
 Long form (``--scheduler-long``): 2025-01-01 .. 2027-01-01 in all five zones, All every
 3600 s; ``*/15`` sets the pace (70,080 ticks a zone, about 3 ms each). Measured: 190-220 s a
@@ -63,7 +63,7 @@ from .scheduler_helpers import JOB_TYPE, SITE, Sched, sched_fixture  # noqa: F40
 
 H = "sapp.hookfuncs."
 MAX_DELAY = 50.0  # a tick lands up to this long after the slot it runs
-SHORT = dt.timedelta(hours=36)
+SHORT = dt.timedelta(hours=28)
 METHODS = {  # one method each, so the names say what they are
     "Hourly": H + "hourly_job",
     "Daily": H + "daily_job",
