@@ -209,14 +209,18 @@ def environment(results: Results) -> list[str]:
 
 
 def standing_notes(cfg: Settings) -> list[str]:
-    reps = "1 repetition" if cfg.reps == 1 else f"median of {cfg.reps} repetitions"
+    reps = (
+        "from one repetition (noisy: rerun with --reps 3 for medians)"
+        if cfg.reps == 1
+        else f"the median of {cfg.reps} repetitions"
+    )
     sizes = []
     if not cfg.quick and cfg.jobs != DEFAULT_JOBS:
         sizes.append(f"N = {cfg.jobs:,} no-op jobs in W1-W3, set with --jobs (default "
                      f"{DEFAULT_JOBS:,}).")  # fmt: skip
     return [
         *sizes,
-        f"Every value is the {reps}, each from an empty broker; the systems take turns "
+        f"Every value is {reps}, each from an empty broker; the systems take turns "
         "within each repetition.",
         "Job bodies (bench_app/jobs.py, the same functions for every system): the no-op does "
         "one Redis INCR on a counter; W5 is `time.sleep(0.01)` then the INCR; W5-async "
