@@ -227,6 +227,30 @@ class Broker(ABC):
         self.finish(job_id, worker, result, keep)
         return self.claim(queues, worker, 0.0)
 
+    def settle_and_claim(
+        self,
+        finished: Sequence[tuple[str, bytes | None]],
+        worker: str,
+        keep: Retention,
+        queues: Sequence[str],
+        limit: int,
+    ) -> list[JobRecord]:
+        """``finish(job_id, worker, result, keep)`` for each ``(job_id, result)``, then claim up
+        to ``limit`` jobs (``timeout=0``), each step with its own promises; the claimed jobs
+        come in claim order: priority order of ``queues``, each queue's head first.
+
+        A worker running several jobs at once: brokers record a batch of outcomes and take the
+        next batch of jobs in one round trip where they can."""
+        for job_id, result in finished:
+            self.finish(job_id, worker, result, keep)
+        claimed: list[JobRecord] = []
+        while queues and len(claimed) < limit:
+            record = self.claim(queues, worker, 0.0)
+            if record is None:
+                break
+            claimed.append(record)
+        return claimed
+
     @abstractmethod
     def fail(
         self,

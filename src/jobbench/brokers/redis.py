@@ -217,49 +217,87 @@ class RedisBroker(Broker):
         keep: Retention,
         queues: Sequence[str],
     ) -> JobRecord | None:
-        """Both scripts in one pipelined round trip (not one transaction: none is needed).
+        claimed = self.settle_and_claim([(job_id, result)], worker, keep, queues, 1)
+        return claimed[0] if claimed else None
 
-        Raw EVALSHA, because redis-py's pipeline sends SCRIPT EXISTS (a second round trip) on
-        every execute when given Script objects. If the server lost the scripts (restart,
-        SCRIPT FLUSH), each reply is looked at on its own: a script that ran keeps its effect
-        (a job the claim took is returned, never dropped), and only a script that did not run
-        is redone through the calls that reload it."""
-        if not queues:
-            self.finish(job_id, worker, result, keep)
-            return None
-        _, client, scripts = self._connection()
-        finishing = (self.prefix, *finish_args(job_id, worker, result, keep))
-        try:
-            pipe = client.pipeline(transaction=False)
-            pipe.evalsha(scripts["finish"].sha, 1, self.prefix, *finishing)
-            claiming: tuple[str | float, ...] = (self.prefix, worker, time.time(), *queues)
-            pipe.evalsha(scripts["claim"].sha, 1, self.prefix, *claiming)
-            if self._waits is not None:
-                pipe.execute_command("WAIT", *self._waits)
-            finished, claimed, *acks = pipe.execute(raise_on_error=False)
-            if acks and self._waits is not None:
-                check_acks(acks[0], self._waits)
-        except _REDIS_ERRORS as exc:
-            self._unavailable(exc)
-        for reply in (finished, claimed):
+    def settle_and_claim(
+        self,
+        finished: Sequence[tuple[str, bytes | None]],
+        worker: str,
+        keep: Retention,
+        queues: Sequence[str],
+        limit: int,
+    ) -> list[JobRecord]:
+        """Every finish and the claim in one pipelined round trip (not one transaction: none
+        is needed).
+
+        If the server lost the scripts (restart, SCRIPT FLUSH), each reply is looked at on its
+        own: a script that ran keeps its effect (jobs the claim took are returned, never
+        dropped), and only a script that did not run is redone through the calls that reload
+        it."""
+        claiming = bool(queues) and limit > 0
+        if not finished and not claiming:
+            return []
+        if self.settings.cluster:  # redis-py's Cluster pipeline refuses EVALSHA: call by call
+            for job_id, result in finished:
+                self.finish(job_id, worker, result, keep)
+            return self._claim_now(queues, worker, limit) if claiming else []
+        replies = self._pipelined(finished, worker, keep, queues if claiming else (), limit)
+        claimed = replies.pop() if claiming else False
+        for reply in (*replies, claimed):
             if isinstance(reply, Exception) and not isinstance(
                 reply, redis.exceptions.NoScriptError
             ):
                 raise reply
-        if isinstance(finished, redis.exceptions.NoScriptError):
-            self.finish(job_id, worker, result, keep)
+        for (job_id, result), reply in zip(finished, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self.finish(job_id, worker, result, keep)
         if isinstance(claimed, redis.exceptions.NoScriptError):
-            return self.claim(queues, worker, 0.0)
-        return record_from_flat(claimed) if isinstance(claimed, list) and claimed else None
+            return self._claim_now(queues, worker, limit)
+        return [record_from_flat(flat) for flat in claimed] if isinstance(claimed, list) else []
+
+    def _pipelined(
+        self,
+        finished: Sequence[tuple[str, bytes | None]],
+        worker: str,
+        keep: Retention,
+        queues: Sequence[str],
+        limit: int,
+    ) -> list[Any]:
+        """The finish scripts, then the claim (when ``queues``): the replies, errors included.
+
+        Raw EVALSHA, because redis-py's pipeline sends SCRIPT EXISTS (a second round trip) on
+        every execute when given Script objects."""
+        _, client, scripts = self._connection()
+        try:
+            pipe = client.pipeline(transaction=False)
+            for job_id, result in finished:
+                args = finish_args(job_id, worker, result, keep)
+                pipe.evalsha(scripts["finish"].sha, 1, self.prefix, self.prefix, *args)
+            if queues:
+                argv: tuple[str | float, ...] = (self.prefix, worker, time.time(), limit, *queues)
+                pipe.evalsha(scripts["claim"].sha, 1, self.prefix, *argv)
+            if self._waits is not None:
+                pipe.execute_command("WAIT", *self._waits)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+        if self._waits is not None:
+            check_acks(replies.pop(), self._waits)
+        return replies
+
+    def _claim_now(self, queues: Sequence[str], worker: str, limit: int) -> list[JobRecord]:
+        reply = self._run("claim", worker, time.time(), limit, *queues)
+        return [record_from_flat(flat) for flat in reply] if isinstance(reply, list) else []
 
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:
             return None
         deadline = time.monotonic() + timeout
         while True:
-            reply = self._run("claim", worker, time.time(), *queues)
+            reply = self._run("claim", worker, time.time(), 1, *queues)
             if isinstance(reply, list) and reply:
-                return record_from_flat(reply)
+                return record_from_flat(reply[0])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None

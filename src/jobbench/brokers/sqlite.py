@@ -163,6 +163,30 @@ class SQLiteBroker(SQLiteReads, Broker):
             finish_in(conn, job_id, worker, result, keep)
             return self._claim_in(conn, queues, worker)
 
+    def settle_and_claim(
+        self,
+        finished: Sequence[tuple[str, bytes | None]],
+        worker: str,
+        keep: Retention,
+        queues: Sequence[str],
+        limit: int,
+    ) -> list[JobRecord]:
+        """All of it in one transaction."""
+        claimed: list[JobRecord] = []
+        if not finished and (not queues or limit <= 0):
+            return claimed
+        with self._tx() as conn:
+            for job_id, result in finished:
+                finish_in(conn, job_id, worker, result, keep)
+            while queues and len(claimed) < limit:
+                record = self._claim_in(conn, queues, worker)
+                if record is None:
+                    break
+                claimed.append(record)
+        if claimed:  # (as claim: more may wait at the version it last found nothing at)
+            self._last_claimed, self._seen_version = time.monotonic(), None
+        return claimed
+
     def fail(
         self,
         job_id: str,

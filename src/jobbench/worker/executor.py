@@ -39,6 +39,7 @@ from jobbench.worker.slots import Slots
 from jobbench.worker.spec import ExecutorConfig, backoff, die_with_parent
 
 IDLE_CLAIM_WAIT = 1.0
+_KEEP_UNUSED = Retention()  # settle_and_claim's retention when it records nothing
 
 
 class _State:
@@ -150,33 +151,42 @@ def _back_off() -> None:
     time.sleep(_outage["pause"])
 
 
-def _claim(broker: Broker, order: list[str], worker: str, wait: float) -> JobRecord | None:
-    """Claim, riding out a broker outage with a backoff (0.5 s doubling to 10 s) instead of
-    dying and being restarted in a loop.
+def _claim(
+    broker: Broker, order: list[str], worker: str, wait: float, limit: int = 1
+) -> list[JobRecord]:
+    """Claim up to ``limit`` jobs (waiting up to ``wait`` for the first one when ``limit`` is
+    1), riding out a broker outage with a backoff (0.5 s doubling to 10 s) instead of dying
+    and being restarted in a loop.
 
     A claim whose reply was lost in an outage (the server ran it, the answer never came)
-    leaves a job ``started`` under our name that we never ran, and that no reaper takes while
-    we are alive: once the broker answers again, take such a job back first. It never ran, so
-    this is its first run."""
+    leaves jobs ``started`` under our name that we never ran, and that no reaper takes while
+    we are alive: once the broker answers again, take such jobs back first. They never ran,
+    so this is their first run."""
     try:
         if _outage["pause"]:
-            orphan = _lost_claim(broker, worker)
-            if orphan is not None:
+            orphans = _lost_claims(broker, worker)
+            if orphans:
                 _outage["pause"] = 0.0
-                return orphan
-        record = broker.claim(order, worker, wait)
+                return orphans
+        if limit > 1:
+            claimed = broker.settle_and_claim([], worker, _KEEP_UNUSED, order, limit)
+        else:
+            record = broker.claim(order, worker, wait)
+            claimed = [] if record is None else [record]
     except BrokerError:
         _back_off()
-        return None
+        return []
     _outage["pause"] = 0.0
-    return record
+    return claimed
 
 
-def _lost_claim(broker: Broker, worker: str) -> JobRecord | None:
-    for record in broker.find(status="started", limit=10_000):
-        if record.worker == worker:
-            return record
-    return None
+def _lost_claims(broker: Broker, worker: str) -> list[JobRecord]:
+    """Jobs started under our name that run nowhere here."""
+    here = set(_State.slots.running) if _State.slots is not None else set()
+    if _State.inline_id is not None and _State.in_job:
+        here.add(_State.inline_id)
+    found = broker.find(status="started", limit=10_000)
+    return [r for r in found if r.worker == worker and r.id not in here]
 
 
 def _settle(
@@ -293,42 +303,66 @@ class _Run:
         self.teller.tell(_ended(record, outcome))
 
 
-def _claim_next(run: _Run) -> JobRecord | None:
-    """Wait for room in the slots (timing out the thread jobs meanwhile), then claim."""
+def _claim_next(run: _Run) -> list[JobRecord]:
+    """Wait for room in the slots (timing out the thread jobs meanwhile), then record the
+    thread jobs' successes handed over meanwhile and claim as many jobs as there is room for,
+    in one round trip; with room for one and nothing to record, wait in the claim instead."""
     upcoming = run.slots.check_deadlines(time.monotonic())
     pause = IDLE_CLAIM_WAIT if upcoming is None else max(0.0, upcoming - time.monotonic())
-    if not run.slots.wait_for_room(min(pause, IDLE_CLAIM_WAIT)) or _State.exit_after_job:
-        return None  # (a warm shutdown may have come while we waited)
+    done = run.slots.wait_for_room(min(pause, IDLE_CLAIM_WAIT))
+    room = 0 if _State.exit_after_job else run.slots.room()  # (a warm shutdown may have come)
+    if done or room > 1:
+        claimed = _record_batch(run, done, room)
+        if claimed or room == 0:
+            return claimed
+    if room == 0:
+        return []
     busy = bool(run.slots.running)
     wait = 0.0 if run.cfg.burst else min(pause, IDLE_CLAIM_WAIT) if busy else IDLE_CLAIM_WAIT
     return _claim(run.broker, run.order(), run.cfg.worker_name, wait)
 
 
+def _record_batch(run: _Run, done: list[tuple[JobRecord, Outcome]], room: int) -> list[JobRecord]:
+    """Thread jobs' successes and the next claim of up to ``room`` jobs: one round trip."""
+    worker, finished = run.cfg.worker_name, [(r.id, o.result) for r, o in done]
+    try:
+        if not finished:
+            return _claim(run.broker, run.order(), worker, 0.0, room)
+        order = run.order() if room > 0 else []
+        claimed = run.broker.settle_and_claim(finished, worker, run.keep, order, room)
+    except BrokerError:  # a next batch the lost reply claimed is taken back by _claim
+        for record, outcome in done:
+            _finish_after_outage(run.broker, record, worker, outcome, run.keep)
+        claimed = []
+    run.teller.tell(*[_ended(record, outcome) for record, outcome in done])
+    return claimed
+
+
 def _loop(run: _Run) -> None:
-    record: JobRecord | None = None
-    announced = False
-    while record is not None or not _State.exit_after_job:
-        if record is None:
-            record, announced = _claim_next(run), False
+    ready: list[JobRecord] = []  # claimed (and told to the parent), to start now
+    while ready or not _State.exit_after_job:
+        if not ready:
+            ready = _claim_next(run)
             # Burst: done once the queues are empty (not unreachable) and no job runs any more.
             burst_done = run.cfg.burst and not _outage["pause"]
-            if record is None and burst_done and run.slots.wait_idle(0.05):
+            if not ready and burst_done and run.slots.wait_idle(0.05):
                 break
-            if record is None:
+            if not ready:
                 continue
-        if not announced:
-            run.teller.tell(_started(record))
+            run.teller.tell(*[_started(record) for record in ready])
+        record = ready.pop(0)
         kind = run.slots.kind_of(record)
         if not run.slots.runs_inline(kind):
             run.slots.start(record, kind)
-            record = None
             continue
-        record, announced = _run_inline(run, record)
+        following = _run_inline(run, record)
+        if following is not None:
+            ready.insert(0, following)
 
 
-def _run_inline(run: _Run, record: JobRecord) -> tuple[JobRecord | None, bool]:
+def _run_inline(run: _Run, record: JobRecord) -> JobRecord | None:
     """A sync job in the main thread; after a success the next job is claimed in the same
-    round trip (when there is room for it)."""
+    round trip (when there is room for it) and told to the parent."""
     outcome = run_one(record, run.bench, run.broker)
     order = run.order() if run.slots.has_room() else None
     following = _settle(
@@ -338,7 +372,7 @@ def _run_inline(run: _Run, record: JobRecord) -> tuple[JobRecord | None, bool]:
     if following is not None:
         lines.append(_started(following))
     run.teller.tell(*lines)
-    return following, following is not None
+    return following
 
 
 def _relay_outbox(bench: Bench) -> None:

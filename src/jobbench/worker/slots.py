@@ -105,6 +105,10 @@ class Slots:
         self._cond = threading.Condition()
         self.running: dict[str, Slot] = {}
         self._kinds: dict[tuple[str, str], str] = {}
+        # Successes the main thread records in its next round trip, with the next claim: set
+        # while it waits for room (not while it blocks in a claim or runs a job itself).
+        self._collecting = False
+        self._done: list[tuple[JobRecord, Outcome]] = []
 
     # -- what kind of job, and is there room -----------------------------------------------
     def kind_of(self, record: JobRecord) -> str:
@@ -131,11 +135,40 @@ class Slots:
         sync_full = self.threaded_sync and self._count(SYNC) >= self.sync_limit
         return not sync_full and self._count(ASYNC) < self.async_limit
 
-    def wait_for_room(self, timeout: float) -> bool:
+    def room(self) -> int:
+        """How many jobs of either kind can start now: with sync jobs in the main thread, one
+        (it runs a sync job itself, after claiming); else the smaller free count."""
+        free_async = self.async_limit - self._count(ASYNC)
+        if not self.threaded_sync:
+            return 1 if free_async > 0 else 0
+        return max(0, min(self.sync_limit - self._count(SYNC), free_async))
+
+    def wait_for_room(self, timeout: float) -> list[tuple[JobRecord, Outcome]]:
+        """Wait up to ``timeout`` for room (none needed when there is some already); return
+        the successes handed over meanwhile, which the caller now records."""
         with self._cond:
-            if not self.has_room():
-                self._cond.wait(timeout)
-            return self.has_room()
+            self._collecting = True
+            try:
+                if not self.has_room() and not self._done:
+                    self._cond.wait(timeout)
+            finally:
+                self._collecting = False
+            done, self._done = self._done, []
+            return done
+
+    def _hand_over(self, slot: Slot, outcome: Outcome) -> bool:
+        """Leave a success to the main thread's next round trip, when it is waiting for one."""
+        if outcome.status != "finished":
+            return False
+        with self._cond:
+            if any(record is slot.record for record, _ in self._done):
+                return True  # (a stop or timeout raised into us just after handing it over)
+            if not self._collecting:
+                return False
+            self._done.append((slot.record, outcome))
+            self.running.pop(slot.record.id, None)
+            self._cond.notify_all()
+            return True
 
     def wait_idle(self, timeout: float) -> bool:
         with self._cond:
@@ -176,7 +209,8 @@ class Slots:
         try:
             for _ in range(3):  # a stop or timeout raised into us just as the job ended
                 try:
-                    self._settle(slot.record, outcome)
+                    if not self._hand_over(slot, outcome):
+                        self._settle(slot.record, outcome)
                     break
                 except (SlotTimeout, SlotStop):
                     continue  # recording is conditional: doing it again is harmless
