@@ -207,3 +207,26 @@ def test_per_queue_concurrency_from_the_workers_config(engine: Engine) -> None:
     _all_started(engine, jobs)
     Path(go).write_text("go")
     assert worker.wait(20) == 0
+
+
+def test_a_deep_queue_is_claimed_in_batches_in_priority_order(engine: Engine) -> None:
+    """With room for four, the executor claims several jobs per round trip (those share one
+    claim instant), yet every short job starts before any long one, an at_front job before
+    its queue's others, and the counters add up."""
+    long_jobs = [enqueue(engine, jobs_path("noop"), queue="long") for _ in range(12)]
+    first = enqueue(engine, jobs_path("noop"), queue="long", at_front=True)
+    short_jobs = [enqueue(engine, jobs_path("noop"), queue="short") for _ in range(12)]
+    worker = engine.start_worker("short,long", burst=True, extra=["--concurrency", "4"])
+    assert worker.wait(60) == 0
+    shorts, longs = _records(engine, short_jobs), _records(engine, long_jobs)
+    (front,) = _records(engine, [first])
+    everything = shorts + longs + [front]
+    assert {r.status for r in everything} == {"finished"}
+    starts = [r.started_at or 0.0 for r in everything]
+    assert len(set(starts)) < len(starts) - 3, "no batch: every job had a claim of its own"
+    assert max(r.started_at or 0.0 for r in shorts) <= (front.started_at or 0.0)
+    assert (front.started_at or 0.0) <= min(r.started_at or 0.0 for r in longs)
+    counters = engine.broker().counters()
+    for queue, n in (("short", 12), ("long", 13)):
+        assert counters[("site1", queue, "started")] == n
+        assert counters[("site1", queue, "finished")] == n

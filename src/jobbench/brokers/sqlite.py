@@ -123,9 +123,9 @@ class SQLiteBroker(SQLiteReads, Broker):
             return record, next_due(conn) if record is None and want_due else None
 
     def _claim_in(
-        self, conn: sqlite3.Connection, queues: Sequence[str], worker: str
+        self, conn: sqlite3.Connection, queues: Sequence[str], worker: str, now: float = 0.0
     ) -> JobRecord | None:
-        now = time.time()
+        now = now or time.time()  # (a batch claims at one instant, as one atomic step)
         promote(conn, now, CLAIM_PROMOTE_LIMIT)  # due jobs first: they may be what we take
         for queue in queues:
             while True:
@@ -178,8 +178,9 @@ class SQLiteBroker(SQLiteReads, Broker):
         with self._tx() as conn:
             for job_id, result in finished:
                 finish_in(conn, job_id, worker, result, keep)
+            now = time.time()
             while queues and len(claimed) < limit:
-                record = self._claim_in(conn, queues, worker)
+                record = self._claim_in(conn, queues, worker, now)
                 if record is None:
                     break
                 claimed.append(record)
