@@ -81,6 +81,7 @@ from jobbench.brokers.redis_codec import (
     enqueue_args,
     enqueue_results,
     finish_args,
+    finish_claim_args,
     hide_password,
     le,
     live_record,
@@ -90,7 +91,7 @@ from jobbench.brokers.redis_codec import (
     opt_num,
     record_from_flat,
 )
-from jobbench.brokers.redis_conn import Client, RedisSettings, check_acks, key_prefix, run_waiting
+from jobbench.brokers.redis_conn import Client, RedisSettings, key_prefix, run_waiting
 from jobbench.errors import BrokerError, BrokerUnavailable
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
@@ -228,63 +229,14 @@ class RedisBroker(Broker):
         queues: Sequence[str],
         limit: int,
     ) -> list[JobRecord]:
-        """Every finish and the claim in one pipelined round trip (not one transaction: none
-        is needed).
-
-        If the server lost the scripts (restart, SCRIPT FLUSH), each reply is looked at on its
-        own: a script that ran keeps its effect (jobs the claim took are returned, never
-        dropped), and only a script that did not run is redone through the calls that reload
-        it."""
-        claiming = bool(queues) and limit > 0
-        if not finished and not claiming:
+        """One script (lua/finish_claim.lua): one round trip, one atomic step. A server that
+        lost its scripts gets it loaded again by the call (it never ran half of it)."""
+        limit = limit if queues else 0
+        if not finished and limit <= 0:
             return []
-        if self.settings.cluster:  # redis-py's Cluster pipeline refuses EVALSHA: call by call
-            for job_id, result in finished:
-                self.finish(job_id, worker, result, keep)
-            return self._claim_now(queues, worker, limit) if claiming else []
-        replies = self._pipelined(finished, worker, keep, queues if claiming else (), limit)
-        claimed = replies.pop() if claiming else False
-        for reply in (*replies, claimed):
-            if isinstance(reply, Exception) and not isinstance(
-                reply, redis.exceptions.NoScriptError
-            ):
-                raise reply
-        for (job_id, result), reply in zip(finished, replies, strict=True):
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                self.finish(job_id, worker, result, keep)
-        if isinstance(claimed, redis.exceptions.NoScriptError):
-            return self._claim_now(queues, worker, limit)
-        return [record_from_flat(flat) for flat in claimed] if isinstance(claimed, list) else []
-
-    def _pipelined(
-        self,
-        finished: Sequence[tuple[str, bytes | None]],
-        worker: str,
-        keep: Retention,
-        queues: Sequence[str],
-        limit: int,
-    ) -> list[Any]:
-        """The finish scripts, then the claim (when ``queues``): the replies, errors included.
-
-        Raw EVALSHA, because redis-py's pipeline sends SCRIPT EXISTS (a second round trip) on
-        every execute when given Script objects."""
-        _, client, scripts = self._connection()
-        try:
-            pipe = client.pipeline(transaction=False)
-            for job_id, result in finished:
-                args = finish_args(job_id, worker, result, keep)
-                pipe.evalsha(scripts["finish"].sha, 1, self.prefix, self.prefix, *args)
-            if queues:
-                argv: tuple[str | float, ...] = (self.prefix, worker, time.time(), limit, *queues)
-                pipe.evalsha(scripts["claim"].sha, 1, self.prefix, *argv)
-            if self._waits is not None:
-                pipe.execute_command("WAIT", *self._waits)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
-        except _REDIS_ERRORS as exc:
-            self._unavailable(exc)
-        if self._waits is not None:
-            check_acks(replies.pop(), self._waits)
-        return replies
+        args = finish_claim_args(finished, worker, keep, queues, limit)
+        reply = self._run("finish_claim", *args)
+        return [record_from_flat(flat) for flat in reply] if isinstance(reply, list) else []
 
     def _claim_now(self, queues: Sequence[str], worker: str, limit: int) -> list[JobRecord]:
         reply = self._run("claim", worker, time.time(), limit, *queues)

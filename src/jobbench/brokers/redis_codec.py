@@ -42,13 +42,15 @@ _SENT_FIELDS = tuple(f.name for f in fields(JobRecord) if f.name not in _HEADER_
 
 @cache
 def lua_sources() -> dict[str, str]:
-    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua`` and
-    ``common_limits.lua`` (dependencies and concurrency keys).
+    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua``,
+    ``common_limits.lua`` (dependencies and concurrency keys) and ``common_claim.lua`` (the
+    worker's finish and claim).
 
     Read once per process; the broker registers them (``register_script``) per connection."""
     folder = resources.files("jobbench.brokers") / "lua"
     common = "\n".join(
-        (folder / name).read_text(encoding="utf-8") for name in ("common.lua", "common_limits.lua")
+        (folder / name).read_text(encoding="utf-8")
+        for name in ("common.lua", "common_limits.lua", "common_claim.lua")
     )
     return {
         entry.name.removesuffix(".lua"): common + "\n" + entry.read_text(encoding="utf-8")
@@ -92,6 +94,22 @@ def finish_args(job_id: str, worker: str, result: bytes | None, keep: Retention)
     expires = now + keep.results_ttl
     payload = b"" if result is None else result
     return (job_id, worker, now, int(result is not None), payload, expires, ms(expires))
+
+
+def finish_claim_args(
+    finished: Sequence[tuple[str, bytes | None]],
+    worker: str,
+    keep: Retention,
+    queues: Sequence[str],
+    limit: int,
+) -> tuple[Any, ...]:
+    """ARGV (after the prefix) of lua/finish_claim.lua."""
+    now = time.time()
+    expires = now + keep.results_ttl
+    args: list[Any] = [worker, now, expires, ms(expires), limit, len(finished)]
+    for job_id, result in finished:
+        args += [job_id, int(result is not None), b"" if result is None else result]
+    return (*args, *queues)
 
 
 # -- records from replies -----------------------------------------------------------------------
