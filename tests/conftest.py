@@ -25,6 +25,48 @@ MARIADB_SERVER = os.environ.get("JOBBENCH_TEST_MARIADB", "mysql://root@127.0.0.1
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
+# Timing-sensitive tests (real deadlines, kills, scheduler ticks, the global SCRIPT FLUSH):
+# marked ``serial``. The README's test command runs everything else on two processes
+# (pytest-xdist, ``-m "not serial"``), then these alone (``-m serial``), so no test whose
+# assertion is about time shares the machine's two cores with another test.
+SERIAL = (
+    "tests/chaos/",
+    "tests/acceptance/test_liveness.py",
+    "tests/acceptance/test_start.py",
+    "tests/integration/test_worker_robustness.py",
+    "tests/integration/test_concurrency.py",
+    "tests/integration/test_async_jobs.py",
+    "tests/integration/test_liveness.py",
+    "tests/integration/test_scheduler_",
+    "tests/integration/test_redis_scripts_lost.py",
+    "tests/integration/test_jobs_wait.py",
+    "tests/integration/test_jobs_delayed.py",
+)
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(_ROOT).as_posix()
+        if where.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
+
+# pytest-xdist's second process (gw1) uses other Redis databases for the tests that flush
+# theirs, so two tests never flush each other's keys.
+_GW1_DBS = {7: 0, 8: 1, 9: 2, 11: 3, 13: 4, 15: 5}
+
+
+def redis_db(db: int) -> int:
+    """The Redis database number this test process uses for ``db``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if worker == "gw0":
+        return db
+    if worker == "gw1":
+        return _GW1_DBS[db]
+    raise RuntimeError(f"tests run on at most 2 xdist processes (-n 2), not {worker}")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Here (an initial conftest) so `pytest --chaos-long` works from the repository root too.
     parser.addoption(

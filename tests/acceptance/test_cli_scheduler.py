@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import redis_db  # tests/conftest.py
+
 from .helpers import assert_error, assert_usage_error, cli_env, ok, run_cli
 
 SITE = "s1"
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/11"
+REDIS_URL = f"{REDIS_SERVER}/{redis_db(11)}"
 
 HOOKS = """
 scheduler_events = {

@@ -30,13 +30,14 @@ from urllib.parse import urlsplit
 import pytest
 
 import jobbench
+from conftest import redis_db  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.jobs.record import PENDING_STATUSES, JobRecord, full_id
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/9"
+REDIS_URL = f"{REDIS_SERVER}/{redis_db(9)}"
 APP = "chaosapp"
 SITE = "site1"
 QUEUES = "short,default,long"

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import redis_db  # tests/conftest.py
 from jobbench.brokers.base import Broker
 
 from .helpers import BrokerSpec
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/15"
+REDIS_URL = f"{REDIS_SERVER}/{redis_db(15)}"
 
 
 def _require_redis() -> None:

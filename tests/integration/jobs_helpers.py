@@ -30,13 +30,13 @@ from urllib.parse import urlsplit
 import pytest
 
 import jobbench
-from conftest import release_bench, require_service  # tests/conftest.py
+from conftest import redis_db, release_bench, require_service  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker
 from jobbench.jobs.record import JobRecord, full_id
 
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/13"
+REDIS_URL = f"{REDIS_SERVER}/{redis_db(13)}"
 APP = "japp"
 ALL_QUEUES = "short,default,long"
 

@@ -34,13 +34,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import jobbench
-from conftest import release_bench, require_service  # tests/conftest.py
+from conftest import redis_db, release_bench, require_service  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.jobs.record import JobRecord, full_id
 
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/11"
+REDIS_URL = f"{REDIS_SERVER}/{redis_db(11)}"
 APP = "sapp"
 SITE = "site1"
 ZONE = "Asia/Kolkata"

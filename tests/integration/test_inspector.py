@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import redis_db  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Retention, WorkerInfo
 from jobbench.brokers.factory import close_brokers
@@ -24,7 +25,7 @@ from jobbench.sites import new_site
 from .jobs_helpers import require_service
 
 REDIS_SERVER = os.environ.get("JOBBENCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_URL = f"{REDIS_SERVER}/8"
+REDIS_URL = f"{REDIS_SERVER}/{redis_db(8)}"
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 import jobbench
-from conftest import require_service
+from conftest import redis_db, require_service
 from jobbench.bench import Bench
 from jobbench.brokers.factory import forget_broker, get_broker
 from jobbench.errors import JobError, QueueOverloaded
@@ -156,7 +156,9 @@ def test_broker_down_at_commit_keeps_jobs_in_order_until_a_relay_delivers_them(
         assert relay.poll() == 0  # broker still down: nothing delivered, nothing raised
         assert [r.tag for r in _tags(box)] == [*ORDER]
 
-        box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13"})  # the broker is back
+        box.update_common_config(
+            {"redis_queue": f"{REDIS_SERVER}/{redis_db(13)}"}
+        )  # the broker is back
         metrics = metrics_text(Inspector(box))
         assert 'jobbench_outbox_undelivered{site="site1"} 6' in metrics
         age = re.search(r'jobbench_outbox_oldest_age_seconds\{site="site1"\} ([0-9.]+)', metrics)
@@ -196,7 +198,9 @@ def test_redelivery_is_a_no_op_on_redis_too(box: Bench) -> None:
     """The same on the Redis broker (the record's enqueue time survives its encoding)."""
     require_service("Redis", "127.0.0.1", 6379)
     bench_id = f"outbox-{uuid.uuid4().hex[:8]}"
-    box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13", "bench_id": bench_id})
+    box.update_common_config(
+        {"redis_queue": f"{REDIS_SERVER}/{redis_db(13)}", "bench_id": bench_id}
+    )
     try:
         _redelivery(box)
     finally:
@@ -263,7 +267,7 @@ def test_outbox_commands(box: Bench) -> None:
         down = _cli(box, "outbox", "flush")
         assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1
         assert "site1" in down.stderr and "cannot reach the Redis broker" in down.stderr
-        box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13"})
+        box.update_common_config({"redis_queue": f"{REDIS_SERVER}/{redis_db(13)}"})
         doctor = _cli(box, "doctor")
         assert "site1: outbox: 1 job(s) waiting, the oldest for" in doctor.stdout, doctor
         up = _cli(box, "outbox", "flush")
@@ -290,7 +294,7 @@ def test_the_scheduler_process_relays_the_outbox(box: Bench) -> None:
             jobbench.enqueue(JOB, path="x", tag="s", job_id="by-scheduler", **AFTER_COMMIT)
             local.db.commit()
         assert len(_rows(box)) == 1
-        box.update_common_config({"redis_queue": f"{REDIS_SERVER}/13"})
+        box.update_common_config({"redis_queue": f"{REDIS_SERVER}/{redis_db(13)}"})
         cmd = [sys.executable, "-m", "jobbench", "--bench", str(box.path), "schedule"]
         scheduler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         broker = get_broker(box, box.common_config())

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import REDIS_SERVER, require_service
+from conftest import REDIS_SERVER, redis_db, require_service
 from jobbench.brokers.base import Retention, WorkerInfo
 from jobbench.jobs.record import JobRecord
 
-URL = f"{REDIS_SERVER}/7"
+URL = f"{REDIS_SERVER}/{redis_db(7)}"
 
 
 @pytest.fixture
