@@ -238,10 +238,6 @@ class RedisBroker(Broker):
         reply = self._run("finish_claim", *args)
         return [record_from_flat(flat) for flat in reply] if isinstance(reply, list) else []
 
-    def _claim_now(self, queues: Sequence[str], worker: str, limit: int) -> list[JobRecord]:
-        reply = self._run("claim", worker, time.time(), limit, *queues)
-        return [record_from_flat(flat) for flat in reply] if isinstance(reply, list) else []
-
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:
             return None
