@@ -92,6 +92,7 @@ from jobbench.brokers.redis_codec import (
     record_from_flat,
 )
 from jobbench.brokers.redis_conn import Client, RedisSettings, key_prefix, run_waiting
+from jobbench.brokers.redis_lane import Lane
 from jobbench.errors import BrokerError, BrokerUnavailable
 from jobbench.jobs.record import FINAL_STATUSES, JobRecord, JobStatus
 
@@ -135,8 +136,8 @@ class RedisBroker(Broker):
         self._keys = (self.prefix,)
         self._waits = self.settings.waits
         self._safe_url = self.settings.describe()
-        # (pid, client, scripts), replaced as a whole: no lock that a fork could inherit held
-        self._conn: tuple[int, Client, dict[str, Script]] | None = None
+        # (pid, client, scripts, lane), replaced as a whole: no lock a fork could inherit held
+        self._conn: tuple[int, Client, dict[str, Script], Lane | None] | None = None
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise BrokerUnavailable(
                 f"the Redis broker URL {self._safe_url!r} is not valid; "
@@ -144,8 +145,9 @@ class RedisBroker(Broker):
             )
 
     # -- connections --------------------------------------------------------------------------
-    def _connection(self) -> tuple[int, Client, dict[str, Script]]:
-        """This process' client and scripts; a new pool after a fork (sockets never shared).
+    def _connection(self) -> tuple[int, Client, dict[str, Script], Lane | None]:
+        """This process' client, scripts and fast lane (brokers/redis_lane.py: for a plain
+        server without WAIT); a new pool after a fork (sockets never shared).
 
         Two threads racing here may each build one; the loser's pool is simply dropped."""
         conn = self._conn
@@ -153,7 +155,9 @@ class RedisBroker(Broker):
             return conn
         client = self.settings.connect()
         scripts = {name: client.register_script(src) for name, src in lua_sources().items()}
-        self._conn = conn = (os.getpid(), client, scripts)
+        plain = not (self.settings.sentinels or self.settings.cluster or self._waits)
+        lane = Lane(client) if plain and Lane.usable(client) else None
+        self._conn = conn = (os.getpid(), client, scripts, lane)
         return conn
 
     def _client(self) -> Client:
@@ -171,7 +175,14 @@ class RedisBroker(Broker):
     def _run(self, name: str, *args: Any) -> Any:
         """Run script ``name`` with KEYS ``[prefix]``, ARGV ``[prefix, *args]``: one round trip
         (with WAIT for the replicas in the same one, when configured and the script writes)."""
-        _, client, scripts = self._connection()
+        _, client, scripts, lane = self._connection()
+        if lane is not None:
+            try:
+                return lane.run(scripts[name], self._keys, (self.prefix, *args))
+            except _REDIS_ERRORS:
+                pass  # the full path below tries again, with redis-py's retries (redis_lane.py)
+            except redis.exceptions.NoPermissionError as exc:
+                self._refused(exc)
         try:
             if self._waits is not None and name not in _READS:
                 script, argv = scripts[name], (self.prefix, *args)
@@ -179,11 +190,14 @@ class RedisBroker(Broker):
             return scripts[name](keys=self._keys, args=(self.prefix, *args), client=client)
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
-        except redis.exceptions.NoPermissionError as exc:  # an ACL user without our keys
-            raise BrokerError(
-                f"the Redis broker at {self._safe_url} refused: {exc}; the Redis user needs "
-                f"every command on the keys '{self.prefix}*' (ACL SETUSER ... ~{self.prefix}*)"
-            ) from exc
+        except redis.exceptions.NoPermissionError as exc:
+            self._refused(exc)
+
+    def _refused(self, exc: Exception) -> NoReturn:  # an ACL user without our keys
+        raise BrokerError(
+            f"the Redis broker at {self._safe_url} refused: {exc}; the Redis user needs "
+            f"every command on the keys '{self.prefix}*' (ACL SETUSER ... ~{self.prefix}*)"
+        ) from exc
 
     # -- producing ----------------------------------------------------------------------------
     def enqueue(
@@ -523,3 +537,5 @@ class RedisBroker(Broker):
         conn, self._conn = self._conn, None
         if conn is not None and conn[0] == os.getpid():
             conn[1].close()
+            if conn[3] is not None:
+                conn[3].close()

@@ -228,10 +228,10 @@ class RedisSettings:
             sentinel_kwargs["username"] = self.sentinel_username
         if self.sentinel_password:
             sentinel_kwargs["password"] = self.sentinel_password
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(self.sentinels), sentinel_kwargs=sentinel_kwargs, db=db, **common, **tls
         )
-        master: redis.Redis = sentinel.master_for(str(self.master_service))  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(str(self.master_service))  # type: ignore[no-untyped-call,unused-ignore]
         return master
 
 

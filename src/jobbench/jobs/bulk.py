@@ -26,6 +26,7 @@ from jobbench.jobs.enqueue import (
     RUN_NOW_OPTIONS,
     EnqueueOptions,
     RecordBuilder,
+    builder_for,
     delay_seconds,
     max_queued,
     run_at_epoch,
@@ -67,7 +68,7 @@ def enqueue_many(
     job, in order (a broker down at the commit delays it instead of losing it); it returns
     ``[None] * len(specs)`` and is not an option of a single spec."""
     local = current()
-    builder = RecordBuilder(local)
+    builder = builder_for(local)
     prepared = [_prepare(builder, local, i, spec) for i, spec in enumerate(specs)]
     if not enqueue_after_commit:
         return _push_many(local, builder.secret, prepared)

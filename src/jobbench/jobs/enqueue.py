@@ -186,28 +186,42 @@ RUN_NOW_OPTIONS = frozenset(_RUN_LATER)
 
 
 _ID_POOL = 64
+_ids: list[str] = []  # random job ids not handed out yet (new_id)
+
+
+def _forget_ids() -> None:
+    _ids.clear()  # a forked child must never hand out the ids its parent will
+
+
+os.register_at_fork(after_in_child=_forget_ids)
+
+
+def new_id() -> str:
+    """A random job id (128 bits, 32 hex digits like uuid4().hex), drawn from a pool filled
+    64 at a time: one urandom call instead of one per job. Safe across threads (list.pop is
+    atomic; a thread that finds the pool empty refills it) and forks (the child's is empty)."""
+    while True:
+        try:
+            return _ids.pop()
+        except IndexError:
+            pool = os.urandom(16 * _ID_POOL).hex()
+            _ids.extend(pool[i : i + 32] for i in range(0, len(pool), 32))
 
 
 class RecordBuilder:
     """Builds and signs job records for one site, as ``enqueue`` writes them.
 
-    Made once per call (once per batch for enqueue_many): the site's secret is read once, and
-    each method's allowed dotted path is resolved once however many jobs name it."""
+    One per site context (``builder_for``), so the site's secret is read once, and each
+    method's allowed dotted path and each queue's timeout are found once however many jobs
+    name them. The site's config cannot change under a context: it was read when it opened."""
 
     def __init__(self, local: SiteLocal) -> None:
         self.local = local
         self.secret = trust.secret_of(local.conf, f"site {local.site!r}")
         self._paths: dict[tuple[Any, str], str] = {}
         self._timeouts: dict[str, int] = {}
-        self._ids: list[str] = []
 
-    def new_id(self) -> str:
-        """A random job id (128 bits, 32 hex digits like uuid4().hex), drawn from a pool
-        filled 64 at a time: one urandom call instead of one per job of a batch."""
-        if not self._ids:
-            pool = os.urandom(16 * _ID_POOL).hex()
-            self._ids = [pool[i : i + 32] for i in range(0, len(pool), 32)]
-        return self._ids.pop()
+    new_id = staticmethod(new_id)
 
     def path(self, method: str | Callable[..., Any], role: str) -> str:
         key = (method, role)
@@ -251,6 +265,14 @@ class RecordBuilder:
         trust.sign(record, self.secret)
         otel.enqueue_span(record)  # a no-op unless OpenTelemetry is configured (otel.py)
         return record
+
+
+def builder_for(local: SiteLocal) -> RecordBuilder:
+    """The site context's RecordBuilder, made on first use."""
+    builder = local.memo.get("record_builder")
+    if builder is None:
+        builder = local.memo["record_builder"] = RecordBuilder(local)
+    return builder
 
 
 def enqueue(
@@ -401,7 +423,7 @@ def _enqueue_one(
     kwargs: dict[str, Any],
     run_at: float | None,
 ) -> Job | None:
-    record = RecordBuilder(local).record(method, opts, kwargs)
+    record = builder_for(local).record(method, opts, kwargs)
     constraints.refuse_delayed(record, run_at)
     from jobbench.jobs import outbox  # (outbox relays through _push: imported here, not above)
 

@@ -1,0 +1,137 @@
+"""The Redis broker's fast lane (brokers/redis_lane.py) against a real server: one connection
+per thread and per process, a lost connection retried once on redis-py's path (the job stored
+once, never twice), and the full path kept where the lane cannot serve (WAIT for replicas)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import REDIS_SERVER, redis_db, require_service
+from jobbench.brokers.base import Retention
+from jobbench.jobs.record import JobRecord
+
+URL = f"{REDIS_SERVER}/{redis_db(7)}"
+
+
+@pytest.fixture
+def broker() -> Iterator[Any]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS_SERVER)
+    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+    from jobbench.brokers.redis import RedisBroker
+
+    bench_id = uuid.uuid4().hex[:8]
+    broker = RedisBroker(URL, bench_id)
+    yield broker
+    import redis
+
+    client = redis.Redis.from_url(URL)
+    keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    broker.close()
+
+
+def _job(n: int | str) -> JobRecord:
+    return JobRecord(id=f"s::{n}", site="s", queue="default", method="m.f", payload=b"{}")
+
+
+def _lane_client_id(broker: Any) -> int:
+    """The server-side id of the calling thread's lane connection."""
+    lane = broker._connection()[3]
+    assert lane is not None, "a plain Redis URL must get the fast lane"
+    conn = lane._connection()
+    conn.send_command("CLIENT", "ID")
+    return int(conn.read_response())
+
+
+def test_scripts_run_on_the_calling_threads_own_connection(broker: Any) -> None:
+    broker.enqueue(_job(1))
+    mine = _lane_client_id(broker)
+    theirs: list[int] = []
+
+    def other() -> None:
+        broker.enqueue(_job(2))
+        theirs.append(_lane_client_id(broker))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert theirs and theirs[0] != mine
+    assert _lane_client_id(broker) == mine  # kept between calls, not taken from a pool
+    assert broker.queue_length("default") == 2
+
+
+def test_a_killed_lane_connection_is_retried_once_and_the_job_stored_once(broker: Any) -> None:
+    import redis
+
+    broker.enqueue(_job("a"))
+    victim = _lane_client_id(broker)
+    admin = redis.Redis.from_url(URL)
+    try:
+        assert admin.client_kill_filter(_id=victim) == 1
+        assert broker.enqueue(_job("b"))  # the lane meets a closed socket; the full path runs it
+        assert broker.queue_length("default") == 2
+        assert sorted(r.id for r in broker.find(status="queued")) == ["s::a", "s::b"]
+        assert _lane_client_id(broker) != victim  # the lane reconnected for the next call
+        claimed = broker.claim(["default"], "w")
+        assert claimed is not None and claimed.id == "s::a"
+    finally:
+        admin.close()
+
+
+def test_a_forked_child_uses_a_connection_of_its_own(broker: Any) -> None:
+    parent = _lane_client_id(broker)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: enqueue through the inherited broker, report its connection
+        code = 1
+        try:
+            broker.enqueue(_job("child"))
+            os.write(write, str(_lane_client_id(broker)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    child = int(os.read(read, 64) or b"0")
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child not in (0, parent)
+    assert _lane_client_id(broker) == parent  # the parent's socket was left alone
+    assert broker.get("s::child") is not None
+
+
+def test_a_script_the_server_lost_is_loaded_again_on_the_lane(broker: Any) -> None:
+    import redis
+
+    broker.enqueue(_job(1))
+    admin = redis.Redis.from_url(URL)
+    try:
+        admin.script_flush()
+    finally:
+        admin.close()
+    lane_id = _lane_client_id(broker)
+    assert broker.enqueue(_job(2))
+    assert _lane_client_id(broker) == lane_id  # NOSCRIPT handled on the lane, not by reconnecting
+    assert broker.queue_length("default") == 2
+    done = broker.claim(["default"], "w")
+    assert done is not None and broker.finish(done.id, "w", b"1", Retention())
+
+
+def test_wait_for_replicas_keeps_redis_pys_full_path() -> None:
+    from jobbench.brokers.redis import RedisBroker
+    from jobbench.brokers.redis_conn import RedisSettings
+
+    settings = RedisSettings(URL, socket_timeout=5.0)
+    waiting = RedisSettings(URL, socket_timeout=5.0, wait_replicas=1)
+    assert RedisBroker(URL, "x", settings=settings)._connection()[3] is not None
+    assert RedisBroker(URL, "x", settings=waiting)._connection()[3] is None
