@@ -16,7 +16,8 @@ import os
 import re
 import secrets
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,18 @@ BUILTIN_APP = "jobbench"
 
 @dataclass(frozen=True)
 class Bench:
-    """A bench folder; every method reads the files afresh so edits take effect at once."""
+    """A bench folder; every method reads the files afresh so edits take effect at once.
+
+    ``config_max_age`` > 0 (a worker's executor: 1 s) lets ``merged_config`` reuse a site's
+    merged config for that many seconds instead of checking its two files and the site folder
+    (three ``stat`` calls) for every job; docs/configuration.md says so."""
 
     path: Path
+    config_max_age: float = field(default=0.0, compare=False)
+
+    @cached_property
+    def _config_memo(self) -> dict[str, tuple[float, _dict]]:
+        return {}  # site -> (monotonic time it was read, merged config)
 
     # Paths are computed once per bench: a worker builds them for every job otherwise.
     @cached_property
@@ -80,6 +90,15 @@ class Bench:
 
         A fresh top-level dict each call; nested values (lists, dicts) are shared with the
         config cache, so treat them as read-only."""
+        if self.config_max_age <= 0:
+            return self._merged_config(site)
+        now = time.monotonic()
+        memo = self._config_memo.get(site)
+        if memo is None or now - memo[0] >= self.config_max_age:
+            memo = self._config_memo[site] = (now, self._merged_config(site))
+        return _dict(memo[1])
+
+    def _merged_config(self, site: str) -> _dict:
         self.require_site(site)
         conf = config.merge(
             config.read_json_shared(self.common_config_path),

@@ -39,6 +39,7 @@ from jobbench.worker.slots import Slots
 from jobbench.worker.spec import ExecutorConfig, backoff, die_with_parent
 
 IDLE_CLAIM_WAIT = 1.0
+CONFIG_MAX_AGE = 1.0  # seconds: how late an executor may see an edit of a config file
 _KEEP_UNUSED = Retention()  # settle_and_claim's retention when it records nothing
 
 
@@ -407,7 +408,7 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None)
     if ctrl_fd is not None:
         os.set_blocking(ctrl_fd, False)
     _State.ctrl_fd = ctrl_fd
-    bench = Bench(Path(cfg.bench_path))
+    bench = Bench(Path(cfg.bench_path), config_max_age=CONFIG_MAX_AGE)
     conf = bench.common_config()
     broker = get_broker(bench, conf)
     keep = retention(conf)
