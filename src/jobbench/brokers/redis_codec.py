@@ -22,7 +22,6 @@ from jobbench.brokers.base import ONCE_TTL, EnqueueItem, Retention, unknown_depe
 from jobbench.errors import DependencyNotFound, QueueOverloaded
 from jobbench.jobs.record import JobRecord, JobStatus
 
-_BYTES_FIELDS = frozenset({"payload", "result"})
 # Counters a new record starts at 0: left out of its hash (a missing field reads as 0, and the
 # scripts HINCRBY them from nothing).
 _ZERO_DEFAULTS = frozenset(
@@ -115,12 +114,7 @@ def finish_claim_args(
 # -- records from replies -----------------------------------------------------------------------
 def record_from_flat(flat: Sequence[bytes]) -> JobRecord:
     """A record from HGETALL's flat ``[field, value, ...]`` list (bytes kept for payload/result)."""
-    data: dict[str, Any] = {}
-    for i in range(0, len(flat), 2):
-        name = flat[i].decode()
-        value = flat[i + 1]
-        data[name] = value if name in _BYTES_FIELDS else value.decode()
-    return JobRecord.from_mapping(data)
+    return JobRecord.from_flat_bytes(flat)
 
 
 def live_record(flat: Sequence[bytes]) -> JobRecord | None:

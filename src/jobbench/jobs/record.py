@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -131,6 +132,22 @@ class JobRecord:
         decoders = _DECODERS
         return cls(**{k: decoders[k](v) for k, v in data.items() if k in decoders})
 
+    @classmethod
+    def from_flat_bytes(cls, flat: Sequence[bytes]) -> JobRecord:
+        """Build from a flat ``[name, value, ...]`` list of bytes (Redis' HGETALL), in one pass
+        that converts each value straight from bytes. A value that pass cannot take (not
+        UTF-8, not a number, empty where a number belongs) sends the whole record through
+        ``from_mapping``, which reads such a field as unset instead of failing."""
+        data: dict[str, Any] = {}
+        try:
+            for i in range(0, len(flat), 2):
+                entry = _FROM_BYTES.get(flat[i])
+                if entry is not None:  # (fields beyond the record's, e.g. expires_at)
+                    data[entry[0]] = entry[1](flat[i + 1])
+        except (ValueError, UnicodeDecodeError, OverflowError):
+            return cls.from_mapping(_replacing(flat))
+        return cls(**data)
+
 
 _FLOATS = {"enqueued_at", "started_at", "ended_at", "retry_at", "progress"}
 _INTS = {
@@ -186,3 +203,32 @@ def _decoder(name: str) -> Any:
 
 
 _DECODERS = {f.name: _decoder(f.name) for f in fields(JobRecord)}
+
+
+def _replacing(flat: Sequence[bytes]) -> dict[str, Any]:
+    """Names and values as text (bad UTF-8 replaced), but payload and result kept as bytes."""
+    data: dict[str, Any] = {}
+    for i in range(0, len(flat), 2):
+        name = flat[i].decode(errors="replace")
+        data[name] = flat[i + 1] if name in _BYTES else flat[i + 1].decode(errors="replace")
+    return data
+
+
+def _finite(value: bytes) -> float:
+    number = float(value)
+    if number != number:
+        raise ValueError("NaN")  # from_mapping reads it as unset
+    return number
+
+
+def _text(value: bytes) -> str:
+    return value.decode()  # strict: bad UTF-8 goes to from_mapping, which replaces it
+
+
+def _converter(name: str) -> Any:
+    if name in _BYTES:
+        return bytes
+    return _finite if name in _FLOATS else int if name in _INTS else _text
+
+
+_FROM_BYTES = {f.name.encode(): (f.name, _converter(f.name)) for f in fields(JobRecord)}

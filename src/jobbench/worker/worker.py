@@ -230,12 +230,12 @@ class Worker:
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
         with logs.batch():  # one write to stdout for the whole batch of lines
-            for line in lines:
-                kind, job_id, extra = json.loads(line)
-                if kind == "S":
-                    self._job_started(job_id, extra)
-                else:
-                    self._job_ended(job_id, extra)
+            for line in lines:  # a batch of events (worker/executor.py, _Teller)
+                for kind, job_id, extra in json.loads(line):
+                    if kind == "S":
+                        self._job_started(job_id, extra)
+                    else:
+                        self._job_ended(job_id, extra)
 
     def _job_started(self, job_id: str, extra: list[Any]) -> None:
         timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
