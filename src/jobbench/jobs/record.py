@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -189,10 +189,14 @@ def _number(kind: type[float] | type[int], value: Any, default: Any) -> Any:
     return number
 
 
+def _kind(name: str) -> type:
+    return float if name in _FLOATS else int if name in _INTS else bytes if name in _BYTES else str
+
+
 def _decoder(name: str) -> Any:
     """The decoder of field ``name``: the value itself when it already has the right type,
     else _decode."""
-    kind = float if name in _FLOATS else int if name in _INTS else bytes if name in _BYTES else str
+    kind = _kind(name)
 
     def decode(value: Any) -> Any:
         if type(value) is kind and value == value:  # (NaN, unequal to itself, goes to _decode)
@@ -206,7 +210,9 @@ _DECODERS = {f.name: _decoder(f.name) for f in fields(JobRecord)}
 
 
 def _replacing(flat: Sequence[bytes]) -> dict[str, Any]:
-    """Names and values as text (bad UTF-8 replaced), but payload and result kept as bytes."""
+    """Names and values as text (bad UTF-8 replaced), but payload and result kept as bytes.
+    (Decoded here, not left to _decode: an empty value must stay "" as text, as it always
+    read through this path, where _decode would read b"" as unset.)"""
     data: dict[str, Any] = {}
     for i in range(0, len(flat), 2):
         name = flat[i].decode(errors="replace")
@@ -225,10 +231,10 @@ def _text(value: bytes) -> str:
     return value.decode()  # strict: bad UTF-8 goes to from_mapping, which replaces it
 
 
-def _converter(name: str) -> Any:
-    if name in _BYTES:
-        return bytes
-    return _finite if name in _FLOATS else int if name in _INTS else _text
-
-
-_FROM_BYTES = {f.name.encode(): (f.name, _converter(f.name)) for f in fields(JobRecord)}
+_FROM_BYTES_AS: dict[type, Callable[[bytes], Any]] = {
+    float: _finite,
+    int: int,
+    bytes: bytes,
+    str: _text,
+}
+_FROM_BYTES = {f.name.encode(): (f.name, _FROM_BYTES_AS[_kind(f.name)]) for f in fields(JobRecord)}

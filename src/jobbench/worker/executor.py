@@ -243,8 +243,8 @@ class _Teller:
     seconds, so a draining executor wakes its parent ~20 times a second instead of once per
     job. A batch is one JSON line, a list of events ``[kind, job id, detail]`` (ids may hold
     any character): one ``json.dumps`` per batch, not one per event, whose fixed cost was a
-    twentieth of a no-op job's. A job that runs
-    longer is reported by the flusher thread within FLUSH_EVERY. Lines lost with a dying
+    twentieth of a no-op job's. A job that runs longer is reported by the flusher thread
+    within FLUSH_EVERY. Lines lost with a dying
     executor are harmless: the parent settles every job the broker still shows as ``started``
     by this worker, and outcomes are in the broker before their line is written."""
 
