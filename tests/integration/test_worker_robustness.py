@@ -130,6 +130,34 @@ def test_dead_worker_is_detected_by_heartbeat_and_its_job_fails(engine: Engine) 
     assert task["status"] == "Failed" and "worker died" in task["exception"]
 
 
+def _first_children(pid: int, timeout: float) -> list[int]:
+    """The process' children as soon as it has one (a tight poll of /proc: pgrep is slow)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [int(p) for p in children.read_text().split()]
+        if found:
+            return found
+    raise AssertionError(f"process {pid} forked nothing within {timeout} s")
+
+
+def test_a_worker_killed_while_its_executor_starts_leaves_no_executor_behind(
+    engine: Engine,
+) -> None:
+    """PDEATHSIG covers only a parent alive when the child asks for it: a worker SIGKILLed
+    just after forking its executor (still importing) once left that executor adopted by
+    init, claiming and running jobs with nobody's heartbeat over them."""
+    for _ in range(3):
+        worker = engine.start_worker("default")
+        forked = _first_children(worker.pid, 30)
+        worker.signal(signal.SIGKILL)  # at once: the child is still starting up
+        assert worker.wait() == -signal.SIGKILL
+        wait_until(lambda f=forked: not any(map(process_alive, f)), 5, "the executor to exit")
+    job = enqueue(engine, jobs_path("add"), a=1, b=2)
+    time.sleep(1.0)
+    assert engine.record(job.id).status == "queued"  # no orphaned executor took it
+
+
 def test_dead_workers_job_with_retries_left_runs_again(engine: Engine) -> None:
     go = engine.file("go")
     job = enqueue(engine, jobs_path("wait_for_file"), path=go, retry=1, track_job=True)

@@ -48,12 +48,13 @@ class WorkerPool:
         """Fork worker ``slot`` (or the scheduler, slot SCHEDULER_SLOT). Children get their
         own process group, so a terminal's Ctrl-C reaches only this parent, which forwards
         one SIGTERM per Ctrl-C (warm, then cold); they get SIGTERM if this parent dies."""
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 os.setpgid(0, 0)
-                die_with_parent(signal.SIGTERM)
+                die_with_parent(signal.SIGTERM, parent)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 code = self._child_main(slot)

@@ -5,6 +5,7 @@ code): it only forks, and the child imports ``worker/executor.py`` after the for
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 from dataclasses import dataclass
 
@@ -23,13 +24,20 @@ class ExecutorConfig:
     async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """PR_SET_PDEATHSIG: the kernel sends ``sig`` to us when our parent dies (Linux)."""
+def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> None:
+    """PR_SET_PDEATHSIG: the kernel sends ``sig`` to us when our parent dies (Linux).
+
+    The request covers only a parent still alive when it is made: one that died between our
+    fork and this call (a SIGKILL while the child was starting) leaves us adopted by init,
+    never signalled, running jobs nobody supervises. So a child passes ``parent``, the pid it
+    was forked from, and leaves at once when its parent is no longer that one."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, int(sig))
     except (OSError, AttributeError):
         pass  # not Linux: the parent's heartbeat expiry still settles the job
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def backoff(retry_count: int) -> float:

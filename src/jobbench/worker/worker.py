@@ -35,7 +35,7 @@ from jobbench.errors import BrokerError
 from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import secret_of
 from jobbench.worker.joblog import job_end, settled_detail
-from jobbench.worker.spec import ExecutorConfig
+from jobbench.worker.spec import ExecutorConfig, die_with_parent
 
 LOG = logs.get_logger("worker")
 WARN = logging.WARNING
@@ -179,8 +179,10 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()  # keep the collector from touching (and so copying) the shared pages
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the executor
+            die_with_parent(signal.SIGKILL, parent)  # before the imports: a window otherwise
             os.close(read_fd)
             os.close(ctrl_w)
             code = 1
