@@ -135,3 +135,84 @@ def test_wait_for_replicas_keeps_redis_pys_full_path() -> None:
     waiting = RedisSettings(URL, socket_timeout=5.0, wait_replicas=1)
     assert RedisBroker(URL, "x", settings=settings)._connection()[3] is not None
     assert RedisBroker(URL, "x", settings=waiting)._connection()[3] is None
+
+
+def _claim_in_thread(broker: Any, timeout: float) -> tuple[threading.Thread, list[Any]]:
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(broker.claim(["default"], "w", timeout)))
+    thread.start()
+    return thread, got
+
+
+def test_a_waiting_claim_runs_behind_its_blpop_and_dates_the_job_when_it_woke(
+    broker: Any,
+) -> None:
+    """The claim written behind the BLPOP was built before the wait: the job's started_at must
+    still be the moment it was claimed (the waiter's clock), not when the wait began."""
+    import time
+
+    assert broker._connection()[3] is not None  # the lane: the one-write wait and claim
+    thread, got = _claim_in_thread(broker, 5.0)
+    time.sleep(0.6)  # the claimer is blocked on the wake list by now
+    enqueued = time.time()
+    broker.enqueue(_job("late"))
+    thread.join(5)
+    assert got and got[0] is not None and got[0].id == "s::late"
+    started = broker.get("s::late").started_at
+    assert enqueued - 0.05 <= started <= time.time()  # not ~0.6 s early
+    assert got[0].started_at == started
+
+
+def test_a_script_the_server_lost_while_a_claimer_waited_is_loaded_and_the_job_claimed(
+    broker: Any,
+) -> None:
+    """The claim behind the BLPOP meets NOSCRIPT once the BLPOP returns: loaded, then run."""
+    import time
+
+    import redis
+
+    broker.claim(["default"], "w")  # the scripts are known to the server...
+    thread, got = _claim_in_thread(broker, 5.0)
+    time.sleep(0.3)
+    admin = redis.Redis.from_url(URL)
+    try:
+        admin.script_flush()  # ...and forgotten while the claimer waits
+    finally:
+        admin.close()
+    broker.enqueue(_job("after-flush"))  # loads only the enqueue script, and wakes the claimer
+    thread.join(5)
+    assert got and got[0] is not None and got[0].id == "s::after-flush"
+    assert broker.get("s::after-flush").status == "started"
+
+
+def test_a_claimer_whose_link_is_cut_while_waiting_reports_the_broker_unavailable(
+    broker: Any,
+) -> None:
+    import time
+
+    import redis
+
+    from jobbench.errors import BrokerUnavailable
+
+    broker.claim(["default"], "w")
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            broker.claim(["default"], "w", 5.0)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.3)
+    admin = redis.Redis.from_url(URL)
+    try:
+        db = URL.rsplit("/", 1)[1]  # (other tests' claimers may wait on other databases)
+        victims = [c for c in admin.client_list() if c["cmd"] == "blpop" and c["db"] == db]
+        assert len(victims) == 1
+        admin.client_kill_filter(_id=victims[0]["id"])
+    finally:
+        admin.close()
+    thread.join(5)
+    assert errors and isinstance(errors[0], BrokerUnavailable)

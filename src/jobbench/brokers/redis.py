@@ -33,6 +33,9 @@ slot; a stored job id is ``<site>::<job_id>``)::
     P waiting:<id>          string set (short TTL) while someone waits for the job's end
     P done:<id>             list   one token once a waited-on job ended; waiters BLMOVE it onto
                                    itself, so all of them wake (expires after 10 s)
+    P claimwait:<worker>    string "<worker's now> <server's now>" of the worker's last claim
+                                   that found nothing (a claim deferred behind a BLPOP dates
+                                   its jobs from it: lua/claim.lua); expires after 10 min
 
 A delayed job's hash carries one field beyond the record, ``front`` = "1", when it was
 enqueued ``at_front``: promotion then pushes it at the head of its queue and drops the field.
@@ -50,9 +53,11 @@ their index entries. Reads never delete.
 
 Waiting claims do not poll: the claim script deletes the wake lists of the queues it found empty,
 in the same atomic step, and the claimer then BLPOPs those lists; any later enqueue, requeue or
-promotion pushes a token and wakes it. BLPOP blocks in slices shorter than the socket timeout,
-and no longer than until the earliest scheduled job falls due (the claim script says when), so
-an idle worker queues and takes a delayed job within milliseconds of its time.
+promotion pushes a token and wakes it. On the fast lane the next claim is written behind the
+BLPOP, so the server runs it as soon as the BLPOP returns: one round trip from wake to job.
+BLPOP blocks in slices shorter than the socket timeout, and no longer than until the earliest
+scheduled job falls due (the claim script says when), so an idle worker queues and takes a
+delayed job within milliseconds of its time.
 """
 
 from __future__ import annotations
@@ -256,8 +261,8 @@ class RedisBroker(Broker):
         if not queues:
             return None
         deadline = time.monotonic() + timeout
+        reply = self._run("claim", worker, time.time(), 1, "", *queues)
         while True:
-            reply = self._run("claim", worker, time.time(), 1, *queues)
             if isinstance(reply, list) and reply:
                 return record_from_flat(reply[0])
             remaining = deadline - time.monotonic()
@@ -267,9 +272,31 @@ class RedisBroker(Broker):
                 until_due = float(reply) - time.time()
                 if until_due <= _TIMER_SLACK and until_due < remaining:
                     time.sleep(max(0.0, until_due))  # then claim: it queues the due job
+                    reply = self._run("claim", worker, time.time(), 1, "", *queues)
                     continue
                 remaining = min(remaining, until_due - _TIMER_SLACK)
+            reply = self._wait_and_claim(queues, remaining, worker)
+
+    def _wait_and_claim(self, queues: Sequence[str], remaining: float, worker: str) -> Any:
+        """Block on the queues' wake lists, then claim: on the fast lane in one round trip (the
+        claim written behind the BLPOP, deferred: lua/claim.lua), else in two.
+
+        A lane failure here is not retried on the full path: the claim behind the BLPOP may
+        have run without its reply reaching us, so it is reported as an outage, after which
+        the executor takes back jobs started under its name that it never ran."""
+        _, _, scripts, lane = self._connection()
+        if lane is None:
             self._wait(queues, remaining)
+            return self._run("claim", worker, time.time(), 1, "", *queues)
+        block = max(_MIN_BLOCK, min(remaining, self._block_limit()))
+        wake = tuple(f"{self.prefix}wake:{q}" for q in queues)
+        args = (self.prefix, worker, time.time(), 1, "1", *queues)
+        try:
+            return lane.after_blpop(wake, block, scripts["claim"], self._keys, args)
+        except _REDIS_ERRORS as exc:
+            self._unavailable(exc)
+        except redis.exceptions.NoPermissionError as exc:
+            self._refused(exc)
 
     def _block_limit(self) -> float:
         """The longest blocking call: well under the socket timeout (Redis may answer a

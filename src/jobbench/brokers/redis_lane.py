@@ -16,6 +16,7 @@ script once more on redis-py's full path, with its retry policy, as every call d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -70,6 +71,39 @@ class Lane:
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
             self._call(conn, ("SCRIPT", "LOAD", script.script))
             return self._call(conn, command)
+
+    def after_blpop(
+        self,
+        wake: Sequence[str],
+        block: float,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+    ) -> Any:
+        """BLPOP ``wake`` for up to ``block`` seconds and EVALSHA ``script`` behind it, sent
+        in one write: a blocked client's next command waits in the server until the BLPOP
+        returns, then runs at once. Returns the script's reply (the BLPOP's is dropped)."""
+        assert pack_command is not None
+        conn = self._connection()
+        blpop = ("BLPOP", *wake, f"{block:.3f}")
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            conn.send_packed_command([pack_command(blpop) + pack_command(command)])
+            try:
+                conn.read_response()
+            except redis.exceptions.ResponseError:  # (an ACL refusal): read both replies
+                with contextlib.suppress(redis.exceptions.ResponseError):
+                    conn.read_response()
+                raise
+            return conn.read_response()
+        except redis.exceptions.NoScriptError:  # the BLPOP ran; the script was not known
+            self._call(conn, ("SCRIPT", "LOAD", script.script))
+            return self._call(conn, command)
+        except redis.exceptions.ResponseError:
+            raise  # both replies were read: the connection is in step
+        except BaseException:  # a lost link, a timeout, a signal handler's exception
+            conn.disconnect()  # a reply may still be on its way: never read it as the next one
+            raise
 
     @staticmethod
     def _call(conn: Any, command: tuple[Any, ...]) -> Any:
