@@ -216,3 +216,58 @@ def test_a_claimer_whose_link_is_cut_while_waiting_reports_the_broker_unavailabl
         admin.close()
     thread.join(5)
     assert errors and isinstance(errors[0], BrokerUnavailable)
+
+
+def _library() -> str:
+    from jobbench.brokers.redis_codec import lua_library
+
+    return lua_library()[0].removesuffix("_")
+
+
+def _libraries(client: Any) -> list[str]:
+    return [dict(zip(e[::2], e[1::2], strict=True))["library_name"] for e in client.function_list()]
+
+
+def test_the_lane_calls_the_scripts_as_functions_and_reloads_a_lost_library(broker: Any) -> None:
+    """On Redis 7 the lane sends FCALLs of one library (the ~20 kB common prelude compiled once,
+    not per call). A server that lost the library (FUNCTION DELETE, a restart without
+    persistence) gets it loaded again by the next call, which then succeeds."""
+    import redis
+
+    admin = redis.Redis.from_url(URL, decode_responses=True)
+    try:
+        if int(admin.info("server")["redis_version"].split(".")[0]) < 7:
+            pytest.skip("Redis Functions need Redis 7; older servers are served by EVALSHA")
+        broker.enqueue(_job(1))
+        assert _library() in _libraries(admin)
+        admin.function_delete(_library())
+        assert broker.enqueue(_job(2))  # "function not found": loaded, called again
+        assert _library() in _libraries(admin)
+        claimed = broker.claim(["default"], "w")
+        assert claimed is not None and claimed.id == "s::1"
+        assert broker.queue_length("default") == 1
+    finally:
+        admin.close()
+
+
+def test_a_user_who_may_not_fcall_is_served_by_evalsha(broker: Any) -> None:
+    import redis
+
+    from jobbench.brokers.redis import RedisBroker
+
+    user, password = f"nofcall-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    admin = redis.Redis.from_url(URL)
+    rules = ["on", f">{password}", f"~{broker.prefix}*", "+@all", "-fcall", "-function"]
+    admin.execute_command("ACL", "SETUSER", user, "reset", *rules)
+    host = URL.split("//", 1)[1]
+    limited = RedisBroker(f"redis://{user}:{password}@{host}", broker.bench_id)
+    try:
+        assert limited.enqueue(_job("a"))
+        claimed = limited.claim(["default"], "w")
+        assert claimed is not None and limited.finish(claimed.id, "w", b"1", Retention())
+        assert broker.get("s::a").status == "finished"
+        assert limited._connection()[3]._library is None  # it fell back, once
+    finally:
+        limited.close()
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()

@@ -45,7 +45,8 @@ The status is a field of the hash; the indexes follow it inside the same script.
 (and again as ARGV[1]), and derive every key from it: all in the prefix's slot, so they run on a
 Redis Cluster too (routed by KEYS[1]). How the client connects (one server, Sentinel, Cluster,
 credentials, TLS, WAIT for replicas) is ``brokers/redis_conn.py``. Times come from this
-process' clock.
+process' clock. On the fast lane (a plain server) the scripts are FCALLs of one Redis Functions
+library (Redis 7+, ``redis_codec.lua_library``), else EVALSHAs of the scripts themselves.
 
 Retention: a final record expires at ``expires_at`` (the hash is PEXPIREAT'd then, and get()/
 find()/counts() stop showing it at that moment); cleanup() removes due records together with
@@ -90,6 +91,7 @@ from jobbench.brokers.redis_codec import (
     hide_password,
     le,
     live_record,
+    lua_library,
     lua_sources,
     ms,
     opt,
@@ -161,7 +163,7 @@ class RedisBroker(Broker):
         client = self.settings.connect()
         scripts = {name: client.register_script(src) for name, src in lua_sources().items()}
         plain = not (self.settings.sentinels or self.settings.cluster or self._waits)
-        lane = Lane(client) if plain and Lane.usable(client) else None
+        lane = Lane(client, lua_library()) if plain and Lane.usable(client) else None
         self._conn = conn = (os.getpid(), client, scripts, lane)
         return conn
 
@@ -183,7 +185,7 @@ class RedisBroker(Broker):
         _, client, scripts, lane = self._connection()
         if lane is not None:
             try:
-                return lane.run(scripts[name], self._keys, (self.prefix, *args))
+                return lane.run(name, scripts[name], self._keys, (self.prefix, *args))
             except _REDIS_ERRORS:
                 pass  # the full path below tries again, with redis-py's retries (redis_lane.py)
             except redis.exceptions.NoPermissionError as exc:
@@ -292,7 +294,7 @@ class RedisBroker(Broker):
         wake = tuple(f"{self.prefix}wake:{q}" for q in queues)
         args = (self.prefix, worker, time.time(), 1, "1", *queues)
         try:
-            return lane.after_blpop(wake, block, scripts["claim"], self._keys, args)
+            return lane.after_blpop(wake, block, "claim", scripts["claim"], self._keys, args)
         except _REDIS_ERRORS as exc:
             self._unavailable(exc)
         except redis.exceptions.NoPermissionError as exc:

@@ -8,6 +8,7 @@ user, serializer, timeout, ...) are sent once for the batch, not once per job.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -56,6 +57,40 @@ def lua_sources() -> dict[str, str]:
         for entry in folder.iterdir()
         if entry.name.endswith(".lua") and not entry.name.startswith("common")
     }
+
+
+@cache
+def lua_library() -> tuple[str, str]:
+    """``(function prefix, source)`` of every script as one Redis Functions library (Redis 7+):
+    loaded once per server (``FUNCTION LOAD``), each script is then an ``FCALL`` that no longer
+    has the server compile and run the ~20 kB of ``common*.lua`` per call (about 21 µs of
+    server CPU each, measured on Redis 7.0). The library's name carries a hash of its source,
+    so benches of different jobbench versions on one server each call their own.
+
+    KEYS, ARGV and P become the library's locals, set at the start of each call: a function
+    gets its keys and arguments as parameters, and the scripts read them as before."""
+    folder = resources.files("jobbench.brokers") / "lua"
+    common = "\n".join(
+        (folder / name).read_text(encoding="utf-8")
+        for name in ("common.lua", "common_limits.lua", "common_claim.lua")
+    )
+    common = common.replace("local P = KEYS[1]\n", "local KEYS, ARGV, P = {}, {}, ''\n", 1)
+    bodies = {
+        entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua") and not entry.name.startswith("common")
+    }
+    digest = hashlib.sha1(common.encode(), usedforsecurity=False)
+    for name in sorted(bodies):
+        digest.update(f"{name}\0{bodies[name]}".encode())
+    name = f"jb_{digest.hexdigest()[:12]}"
+    parts = [f"#!lua name={name}", common]
+    for script, body in sorted(bodies.items()):
+        parts.append(
+            f"redis.register_function('{name}_{script}', function(keys, args)\n"
+            f"KEYS, ARGV, P = keys, args, keys[1]\n{body}\nend)"
+        )
+    return f"{name}_", "\n".join(parts)
 
 
 def hide_password(url: str) -> str:

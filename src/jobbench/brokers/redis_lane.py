@@ -36,12 +36,15 @@ except ImportError:  # pragma: no cover - jobbench[redis] installs redis[hiredis
 class Lane:
     """One connection per thread (and process), made from the client pool's settings."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, library: tuple[str, str] | None = None) -> None:
         pool = client.connection_pool
         self._make = pool.connection_class
         self._kwargs = pool.connection_kwargs
         self._local = threading.local()
         self._open: weakref.WeakSet[Any] = weakref.WeakSet()
+        # (function prefix, library source): scripts go as FCALL until the server shows it
+        # cannot take the library (Redis < 7, or an ACL without FUNCTION), then as EVALSHA.
+        self._library = library
 
     @staticmethod
     def usable(client: Any) -> bool:
@@ -61,32 +64,69 @@ class Lane:
             self._open.add(conn)
         return held[1]
 
-    def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA ``script``; loads it first when the server does not know it (NOSCRIPT)."""
-        assert pack_command is not None
+    def run(self, name: str, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Script ``name``: FCALL of the library's function, or EVALSHA ``script``; the
+        library or the script is loaded first when the server does not know it."""
         conn = self._connection()
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        command = self._command(name, script, keys, args)
         try:
             return self._call(conn, command)
-        except redis.exceptions.NoScriptError:  # a restarted or flushed server
+        except redis.exceptions.ResponseError as exc:
+            return self._recover(conn, exc, name, script, keys, args)
+
+    def _command(
+        self, name: str, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        if self._library is not None:
+            return ("FCALL", self._library[0] + name, len(keys), *keys, *args)
+        return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def _recover(
+        self,
+        conn: Any,
+        exc: redis.exceptions.ResponseError,
+        name: str,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+    ) -> Any:
+        """After a call the server refused for want of the code: load it, call again. Any
+        other error is the script's own and goes up as it is."""
+        if isinstance(exc, redis.exceptions.NoScriptError):  # a restarted or flushed server
             self._call(conn, ("SCRIPT", "LOAD", script.script))
-            return self._call(conn, command)
+        elif self._library is not None and "function not found" in str(exc).lower():
+            self._load_library(conn)
+        elif self._library is not None and _refuses_fcall(exc):
+            self._library = None  # a server before Redis 7, or a user allowed EVALSHA only
+        else:
+            raise exc
+        if self._library is None and not isinstance(exc, redis.exceptions.NoScriptError):
+            return self.run(name, script, keys, args)  # now as EVALSHA (NOSCRIPT handled)
+        return self._call(conn, self._command(name, script, keys, args))
+
+    def _load_library(self, conn: Any) -> None:
+        assert self._library is not None
+        try:
+            self._call(conn, ("FUNCTION", "LOAD", "REPLACE", self._library[1]))
+        except redis.exceptions.ResponseError:  # no FUNCTION here (version, ACL): EVALSHA
+            self._library = None
 
     def after_blpop(
         self,
         wake: Sequence[str],
         block: float,
+        name: str,
         script: Script,
         keys: Sequence[str],
         args: Sequence[Any],
     ) -> Any:
-        """BLPOP ``wake`` for up to ``block`` seconds and EVALSHA ``script`` behind it, sent
+        """BLPOP ``wake`` for up to ``block`` seconds and script ``name`` behind it, sent
         in one write: a blocked client's next command waits in the server until the BLPOP
         returns, then runs at once. Returns the script's reply (the BLPOP's is dropped)."""
         assert pack_command is not None
         conn = self._connection()
         blpop = ("BLPOP", *wake, f"{block:.3f}")
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        command = self._command(name, script, keys, args)
         try:
             conn.send_packed_command([pack_command(blpop) + pack_command(command)])
             try:
@@ -95,10 +135,10 @@ class Lane:
                 with contextlib.suppress(redis.exceptions.ResponseError):
                     conn.read_response()
                 raise
-            return conn.read_response()
-        except redis.exceptions.NoScriptError:  # the BLPOP ran; the script was not known
-            self._call(conn, ("SCRIPT", "LOAD", script.script))
-            return self._call(conn, command)
+            try:
+                return conn.read_response()
+            except redis.exceptions.ResponseError as exc:  # the BLPOP ran; the code was not known
+                return self._recover(conn, exc, name, script, keys, args)
         except redis.exceptions.ResponseError:
             raise  # both replies were read: the connection is in step
         except BaseException:  # a lost link, a timeout, a signal handler's exception
@@ -121,3 +161,11 @@ class Lane:
         """Close every thread's connection (each reconnects on its next call)."""
         for conn in list(self._open):
             conn.disconnect()
+
+
+def _refuses_fcall(exc: redis.exceptions.ResponseError) -> bool:
+    """The server does not know FCALL, or the user may not run it (not: a key refused)."""
+    text = str(exc).lower()
+    return "unknown command" in text or (
+        isinstance(exc, redis.exceptions.NoPermissionError) and "'fcall'" in text
+    )
