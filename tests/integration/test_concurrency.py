@@ -230,3 +230,51 @@ def test_a_deep_queue_is_claimed_in_batches_in_priority_order(engine: Engine) ->
     for queue, n in (("short", 12), ("long", 13)):
         assert counters[("site1", queue, "started")] == n
         assert counters[("site1", queue, "finished")] == n
+
+
+def test_a_thread_jobs_success_is_recorded_at_once_while_the_main_thread_waits_to_claim(
+    engine: Engine,
+) -> None:
+    """Successes of job threads ride on the main thread's next round trip only while it comes
+    back within one; when it blocks in a waiting claim (up to a second on an idle queue) a
+    job thread records its own success at once, instead of leaving it to wait for that claim."""
+    worker = engine.start_worker("default", extra=["--concurrency", "4"])
+    try:
+        lags = []
+        for n in range(5):
+            go = engine.file(f"go-{n}")
+            (job,) = _waiting_jobs(engine, go, 1)
+            _all_started(engine, [job])
+            time.sleep(0.2)  # the main thread is in its waiting claim by now
+            released = time.time()
+            Path(go).write_text("go")
+            record = wait_until(
+                lambda j=job: (r := engine.broker().get(j.record.id)) and r.ended_at and r,
+                10,
+                "the job's success recorded",
+            )
+            assert record.status == "finished"
+            lags.append(record.ended_at - released)
+        assert max(lags) < 0.3, f"successes waited for the claim: {lags}"
+    finally:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+
+
+def test_an_async_jobs_success_is_recorded_while_the_main_thread_runs_a_sync_job(
+    engine: Engine,
+) -> None:
+    """With sync jobs in the main thread, a long one there must not hold back the recording
+    of an async job that ended beside it."""
+    go, mark = engine.file("go"), engine.file("mark")
+    async_job = enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=0.3, path=mark)
+    sync_job = enqueue(engine, jobs_path("wait_for_file"), path=go, timeout=60)  # claimed 2nd
+    worker = engine.start_worker("default", burst=True)
+    try:
+        wait_until(lambda: os.path.exists(mark), 15, "the async job's end")
+        wait_until(lambda: async_job.refresh().status == "finished", 2, "its success recorded")
+        assert sync_job.refresh().status == "started"  # still running in the main thread
+    finally:
+        Path(go).write_text("go")
+    assert worker.wait(30) == 0
+    assert sync_job.refresh().status == "finished"

@@ -183,7 +183,7 @@ def _claim(
 
 def _lost_claims(broker: Broker, worker: str) -> list[JobRecord]:
     """Jobs started under our name that run nowhere here."""
-    here = set(_State.slots.running) if _State.slots is not None else set()
+    here = _State.slots.here() if _State.slots is not None else set()
     if _State.inline_id is not None and _State.in_job:
         here.add(_State.inline_id)
     found = broker.find(status="started", limit=10_000)
@@ -322,6 +322,10 @@ def _claim_next(run: _Run) -> list[JobRecord]:
         return []
     busy = bool(run.slots.running)
     wait = 0.0 if run.cfg.burst else min(pause, IDLE_CLAIM_WAIT) if busy else IDLE_CLAIM_WAIT
+    if wait > 0:  # about to block: successes of job threads must not wait for us meanwhile
+        pending = run.slots.release()
+        if pending:
+            return _record_batch(run, pending, room)
     return _claim(run.broker, run.order(), run.cfg.worker_name, wait)
 
 
@@ -366,6 +370,7 @@ def _loop(run: _Run) -> None:
 def _run_inline(run: _Run, record: JobRecord) -> JobRecord | None:
     """A sync job in the main thread; after a success the next job is claimed in the same
     round trip (when there is room for it) and told to the parent."""
+    _record_released(run)  # the job may take long: job threads record their own meanwhile
     outcome = run_one(record, run.bench, run.broker)
     order = run.order() if run.slots.has_room() else None
     following = _settle(
@@ -376,6 +381,13 @@ def _run_inline(run: _Run, record: JobRecord) -> JobRecord | None:
         lines.append(_started(following))
     run.teller.tell(*lines)
     return following
+
+
+def _record_released(run: _Run) -> None:
+    """Stop collecting job threads' successes, recording those handed over already."""
+    pending = run.slots.release()
+    if pending:
+        _record_batch(run, pending, 0)
 
 
 def _relay_outbox(bench: Bench) -> None:
@@ -430,6 +442,7 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None)
     run = _Run(cfg, bench, broker, keep, teller, slots)
     try:
         _loop(run)
+        _record_released(run)
         while not slots.wait_idle(0.2):  # a warm exit lets the thread jobs finish
             slots.check_deadlines(time.monotonic())
     finally:

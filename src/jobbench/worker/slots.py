@@ -105,8 +105,8 @@ class Slots:
         self._cond = threading.Condition()
         self.running: dict[str, Slot] = {}
         self._kinds: dict[tuple[str, str], str] = {}
-        # Successes the main thread records in its next round trip, with the next claim: set
-        # while it waits for room (not while it blocks in a claim or runs a job itself).
+        # Successes the main thread records in its next round trip, with the next claim: from
+        # its wait for room until it blocks in a claim, runs a job itself or leaves (release).
         self._collecting = False
         self._done: list[tuple[JobRecord, Outcome]] = []
 
@@ -145,16 +145,31 @@ class Slots:
 
     def wait_for_room(self, timeout: float) -> list[tuple[JobRecord, Outcome]]:
         """Wait up to ``timeout`` for room (none needed when there is some already); return
-        the successes handed over meanwhile, which the caller now records."""
+        the successes handed over meanwhile, which the caller now records.
+
+        From here until ``release`` job threads hand their successes to the main thread,
+        which records them with its next claim: a round trip shared by several jobs, not one
+        per job (only while the main thread comes back here within a round trip)."""
         with self._cond:
             self._collecting = True
-            try:
-                if not self.has_room() and not self._done:
-                    self._cond.wait(timeout)
-            finally:
-                self._collecting = False
+            if not self.has_room() and not self._done:
+                self._cond.wait(timeout)
             done, self._done = self._done, []
             return done
+
+    def release(self) -> list[tuple[JobRecord, Outcome]]:
+        """The main thread is about to block (a waiting claim, a sync job of its own) or to
+        leave: job threads record their own successes again. Returns those handed over
+        since its last wait, which it records now."""
+        with self._cond:
+            self._collecting = False
+            done, self._done = self._done, []
+            return done
+
+    def here(self) -> set[str]:
+        """Ids of the jobs this executor has: running, or ended with a success not recorded."""
+        with self._cond:
+            return set(self.running) | {record.id for record, _ in self._done}
 
     def _hand_over(self, slot: Slot, outcome: Outcome) -> bool:
         """Leave a success to the main thread's next round trip, when it is waiting for one."""
