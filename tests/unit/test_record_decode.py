@@ -21,7 +21,7 @@ VALUES = st.one_of(st.binary(max_size=12), NUMBERS, st.text(max_size=8).map(str.
 
 
 def _slow(flat: list[bytes]) -> JobRecord:
-    """What record_from_flat did before: decode every value, then from_mapping."""
+    """What the Redis broker did before from_flat_bytes: decode every value, then from_mapping."""
     data: dict[str, Any] = {}
     for i in range(0, len(flat), 2):
         name = flat[i].decode(errors="replace")

@@ -223,9 +223,10 @@ class Broker(ABC):
     ) -> JobRecord | None:
         """``finish`` then ``claim(queues, worker, timeout=0)``, each with its own promises.
 
-        A worker's hot path: brokers do both in one round trip where they can."""
-        self.finish(job_id, worker, result, keep)
-        return self.claim(queues, worker, 0.0)
+        A worker's hot path: brokers do both in one round trip where they can (here: as the
+        one-job case of ``settle_and_claim``, which such a broker overrides)."""
+        claimed = self.settle_and_claim([(job_id, result)], worker, keep, queues, 1)
+        return claimed[0] if claimed else None
 
     def settle_and_claim(
         self,

@@ -96,7 +96,6 @@ from jobbench.brokers.redis_codec import (
     ms,
     opt,
     opt_num,
-    record_from_flat,
 )
 from jobbench.brokers.redis_conn import Client, RedisSettings, key_prefix, run_waiting
 from jobbench.brokers.redis_lane import Lane
@@ -231,17 +230,6 @@ class RedisBroker(Broker):
         return enqueue_results(items, done, now, max_queued)
 
     # -- consuming ----------------------------------------------------------------------------
-    def finish_and_claim(
-        self,
-        job_id: str,
-        worker: str,
-        result: bytes | None,
-        keep: Retention,
-        queues: Sequence[str],
-    ) -> JobRecord | None:
-        claimed = self.settle_and_claim([(job_id, result)], worker, keep, queues, 1)
-        return claimed[0] if claimed else None
-
     def settle_and_claim(
         self,
         finished: Sequence[tuple[str, bytes | None]],
@@ -257,7 +245,9 @@ class RedisBroker(Broker):
             return []
         args = finish_claim_args(finished, worker, keep, queues, limit)
         reply = self._run("finish_claim", *args)
-        return [record_from_flat(flat) for flat in reply] if isinstance(reply, list) else []
+        return (
+            [JobRecord.from_flat_bytes(flat) for flat in reply] if isinstance(reply, list) else []
+        )
 
     def claim(self, queues: Sequence[str], worker: str, timeout: float = 0.0) -> JobRecord | None:
         if not queues:
@@ -266,7 +256,7 @@ class RedisBroker(Broker):
         reply = self._run("claim", worker, time.time(), 1, "", *queues)
         while True:
             if isinstance(reply, list) and reply:
-                return record_from_flat(reply[0])
+                return JobRecord.from_flat_bytes(reply[0])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -433,7 +423,7 @@ class RedisBroker(Broker):
         expires = data.get(b"expires_at")
         if expires is not None and float(expires) <= time.time():
             return None
-        return record_from_flat([item for pair in data.items() for item in pair])
+        return JobRecord.from_flat_bytes([item for pair in data.items() for item in pair])
 
     def wait_final(self, job_id: str, timeout: float | None = None) -> JobRecord | None:
         """Check (raising the waiter's flag while pending), then block on ``done:<id>``; a
@@ -470,7 +460,7 @@ class RedisBroker(Broker):
         rows = self._run(
             "find", time.time(), opt(queue), opt(status), opt(site), limit, max(0, offset)
         )
-        return [record_from_flat(flat) for flat in rows]
+        return [JobRecord.from_flat_bytes(flat) for flat in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         flat = self._run("counts", time.time())

@@ -147,18 +147,13 @@ def finish_claim_args(
 
 
 # -- records from replies -----------------------------------------------------------------------
-def record_from_flat(flat: Sequence[bytes]) -> JobRecord:
-    """A record from HGETALL's flat ``[field, value, ...]`` list (bytes kept for payload/result)."""
-    return JobRecord.from_flat_bytes(flat)
-
-
 def live_record(flat: Sequence[bytes]) -> JobRecord | None:
     """A record from HGETALL's flat list; None for no hash, or a final one past its retention
     (Redis may not have evicted the hash yet), as get() sees it."""
     for i in range(0, len(flat), 2):
         if flat[i] == b"expires_at" and float(flat[i + 1]) <= time.time():
             return None
-    return record_from_flat(flat) if flat else None
+    return JobRecord.from_flat_bytes(flat) if flat else None
 
 
 # -- enqueue ------------------------------------------------------------------------------------
