@@ -27,6 +27,7 @@ worst a span under someone else's trace id, and a value that does not parse star
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -39,11 +40,23 @@ TRACER = "jobbench"
 MAX_CONTEXT = 1024  # characters of trace context read from a record (anything longer: ignored)
 
 
+# Whether OTEL_PYTHON_TRACER_PROVIDER names a provider for the API to load on first use: read
+# once, as the API itself only acts on it once.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
 def _api() -> Any | None:
-    """The ``opentelemetry.trace`` module when a real tracer provider is configured."""
+    """The ``opentelemetry.trace`` module when a real tracer provider is configured.
+
+    redis-py 8 imports ``opentelemetry.trace`` wherever the API is installed, so the module
+    is usually there without any tracing: the API's own global (None until a provider is set)
+    then answers, without ``get_tracer_provider``'s environment lookup on every job (a few
+    percent of a no-op job). The public call stays the fallback."""
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
+    if getattr(trace, "_TRACER_PROVIDER", True) is None and not _PROVIDER_FROM_ENV:
+        return None  # no provider set, none to load: the API would hand out its proxy
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
