@@ -11,6 +11,7 @@ worker instead.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import socket
@@ -59,6 +60,9 @@ def free_port_url() -> str:
 def box(site: str, bench: Bench) -> Iterator[Bench]:
     """``site`` (SQLite, PostgreSQL or MariaDB, with tapp) whose app has ``append_line``."""
     (bench.path / "apps" / "tapp" / "outbox_jobs.py").write_text(textwrap.dedent(JOBS))
+    # tapp was imported by install_app a moment ago: the import system's listing of its folder
+    # may predate the new file (a directory's mtime moves in coarse ticks), so drop it.
+    importlib.invalidate_caches()
     outbox._CommitState.skip_until = 0.0  # an earlier test's outage must not hold back relays
     yield bench
     forget_broker(bench)
