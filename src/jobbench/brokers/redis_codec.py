@@ -41,22 +41,29 @@ _SENT_FIELDS = tuple(f.name for f in fields(JobRecord) if f.name not in _HEADER_
 
 
 @cache
-def lua_sources() -> dict[str, str]:
-    """``{name: text}`` of every script in ``lua/``, each prefixed with ``common.lua``,
-    ``common_limits.lua`` (dependencies and concurrency keys) and ``common_claim.lua`` (the
-    worker's finish and claim).
-
-    Read once per process; the broker registers them (``register_script``) per connection."""
+def _lua_files() -> tuple[str, dict[str, str]]:
+    """``common.lua``, ``common_limits.lua`` (dependencies and concurrency keys) and
+    ``common_claim.lua`` (the worker's finish and claim) joined, and ``{name: text}`` of every
+    other script in ``lua/``: read once per process, for both ways of sending them."""
     folder = resources.files("jobbench.brokers") / "lua"
     common = "\n".join(
         (folder / name).read_text(encoding="utf-8")
         for name in ("common.lua", "common_limits.lua", "common_claim.lua")
     )
-    return {
-        entry.name.removesuffix(".lua"): common + "\n" + entry.read_text(encoding="utf-8")
+    bodies = {
+        entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
         if entry.name.endswith(".lua") and not entry.name.startswith("common")
     }
+    return common, bodies
+
+
+@cache
+def lua_sources() -> dict[str, str]:
+    """``{name: text}`` of every script in ``lua/``, each prefixed with the common files
+    (``_lua_files``); the broker registers them (``register_script``) per connection."""
+    common, bodies = _lua_files()
+    return {name: common + "\n" + body for name, body in bodies.items()}
 
 
 @cache
@@ -69,17 +76,8 @@ def lua_library() -> tuple[str, str]:
 
     KEYS, ARGV and P become the library's locals, set at the start of each call: a function
     gets its keys and arguments as parameters, and the scripts read them as before."""
-    folder = resources.files("jobbench.brokers") / "lua"
-    common = "\n".join(
-        (folder / name).read_text(encoding="utf-8")
-        for name in ("common.lua", "common_limits.lua", "common_claim.lua")
-    )
+    common, bodies = _lua_files()
     common = common.replace("local P = KEYS[1]\n", "local KEYS, ARGV, P = {}, {}, ''\n", 1)
-    bodies = {
-        entry.name.removesuffix(".lua"): entry.read_text(encoding="utf-8")
-        for entry in folder.iterdir()
-        if entry.name.endswith(".lua") and not entry.name.startswith("common")
-    }
     digest = hashlib.sha1(common.encode(), usedforsecurity=False)
     for name in sorted(bodies):
         digest.update(f"{name}\0{bodies[name]}".encode())
