@@ -253,7 +253,7 @@ class RedisBroker(Broker):
         if not queues:
             return None
         deadline = time.monotonic() + timeout
-        reply = self._run("claim", worker, time.time(), 1, "", *queues)
+        reply = self._claim_now(queues, worker)
         while True:
             if isinstance(reply, list) and reply:
                 return JobRecord.from_flat_bytes(reply[0])
@@ -264,10 +264,14 @@ class RedisBroker(Broker):
                 until_due = float(reply) - time.time()
                 if until_due <= _TIMER_SLACK and until_due < remaining:
                     time.sleep(max(0.0, until_due))  # then claim: it queues the due job
-                    reply = self._run("claim", worker, time.time(), 1, "", *queues)
+                    reply = self._claim_now(queues, worker)
                     continue
                 remaining = min(remaining, until_due - _TIMER_SLACK)
             reply = self._wait_and_claim(queues, remaining, worker)
+
+    def _claim_now(self, queues: Sequence[str], worker: str) -> Any:
+        """One claim script call for one job, dated now (lua/claim.lua's raw reply)."""
+        return self._run("claim", worker, time.time(), 1, "", *queues)
 
     def _wait_and_claim(self, queues: Sequence[str], remaining: float, worker: str) -> Any:
         """Block on the queues' wake lists, then claim: on the fast lane in one round trip (the
@@ -279,7 +283,7 @@ class RedisBroker(Broker):
         _, _, scripts, lane = self._connection()
         if lane is None:
             self._wait(queues, remaining)
-            return self._run("claim", worker, time.time(), 1, "", *queues)
+            return self._claim_now(queues, worker)
         block = max(_MIN_BLOCK, min(remaining, self._block_limit()))
         wake = tuple(f"{self.prefix}wake:{q}" for q in queues)
         args = (self.prefix, worker, time.time(), 1, "1", *queues)
