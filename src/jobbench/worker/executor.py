@@ -36,7 +36,7 @@ from jobbench.jobs.execute import Outcome, StopJob, execute_job
 from jobbench.jobs.record import JobRecord
 from jobbench.worker.joblog import end_detail, retry_delay
 from jobbench.worker.slots import Slots
-from jobbench.worker.spec import ExecutorConfig, backoff, die_with_parent
+from jobbench.worker.spec import ExecutorConfig, backoff
 
 IDLE_CLAIM_WAIT = 1.0
 CONFIG_MAX_AGE = 1.0  # seconds: how late an executor may see an edit of a config file
@@ -410,8 +410,7 @@ def _relay_outbox(bench: Bench) -> None:
 
 def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None) -> int:
     """Body of the executor process; returns its exit code."""
-    os.setpgid(0, 0)
-    die_with_parent()
+    os.setpgid(0, 0)  # (PDEATHSIG was asked for right after the fork: worker.py)
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGUSR1, _on_stop)
     signal.signal(signal.SIGUSR2, _on_warm)

@@ -172,7 +172,8 @@ class Slots:
             return set(self.running) | {record.id for record, _ in self._done}
 
     def _hand_over(self, slot: Slot, outcome: Outcome) -> bool:
-        """Leave a success to the main thread's next round trip, when it is waiting for one."""
+        """Leave a success to the main thread's next round trip, while it collects them
+        (from its wait for room until ``release``)."""
         if outcome.status != "finished":
             return False
         with self._cond:
