@@ -19,6 +19,7 @@ there. Otherwise it is left out and ``start`` says so in one line, ``not started
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -107,9 +108,9 @@ def dashboard_problem(bench: Bench) -> str | None:
     return None
 
 
-def _child_setup() -> None:
+def _child_setup(parent: int) -> None:
     os.setsid()
-    die_with_parent(signal.SIGTERM)
+    die_with_parent(signal.SIGTERM, parent)  # leaves at once if ``parent`` died meanwhile
 
 
 class Starter:
@@ -166,7 +167,8 @@ class Starter:
             stderr=subprocess.STDOUT,
             cwd=str(self.bench.path),
             env=env,
-            preexec_fn=_child_setup,  # noqa: PLW1509 - single-threaded parent
+            # (single-threaded parent)
+            preexec_fn=functools.partial(_child_setup, os.getpid()),  # noqa: PLW1509
         )
         child.proc, child.started, child.restart_at, child.buffer = proc, time.time(), None, b""
         assert proc.stdout is not None
