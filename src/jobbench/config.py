@@ -81,6 +81,10 @@ def _serializer(value: Any) -> str | None:
     return None if value in ("json", "pickle") else '"json" or "pickle"'
 
 
+def _async_mode(value: Any) -> str | None:
+    return None if value in ("thread", "loop") else '"thread" or "loop"'
+
+
 def _log_format(value: Any) -> str | None:
     return None if value in ("text", "json") else '"text" or "json"'
 
@@ -156,6 +160,7 @@ KNOWN_KEYS: dict[str, Check] = {
     "workers": _workers,
     "background_workers": _int(1),
     "async_concurrency": _int(1),
+    "async_mode": _async_mode,
     "worker_heartbeat_interval": _number(0.1),
     "worker_heartbeat_ttl": _number(0.2),
     "scheduler_tick_interval": _number(0.01),

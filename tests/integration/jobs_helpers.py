@@ -248,6 +248,30 @@ async def async_sleep_then_mark(seconds, path):
         await asyncio.sleep(seconds)
     finally:
         Path(path).write_text("unwound")
+
+
+async def async_where(seconds=0.3):
+    """Await, then say which thread ran it, in which site and as whom."""
+    import asyncio
+    import threading
+
+    await asyncio.sleep(seconds)
+    return [threading.get_ident(), jobbench.local.site, jobbench.session.user]
+
+
+async def async_retry_in_place_once(counter):
+    """Ask for an in-place retry on the first attempt (its pause is 1 s)."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    if _bump(counter) == 1:
+        raise jobbench.RetryBackgroundJobError("try again in place")
+    return time.time()
+
+
+async def async_block(seconds=60):
+    """An async def job that never awaits: it blocks the loop's thread in C."""
+    block_in_c(seconds)
 '''
 
 
@@ -482,6 +506,18 @@ def engine_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
             sys.path.remove(apps_dir)
         if kind == "redis":
             _drop_redis_keys(bench_id)
+
+
+def max_overlap(records: list[JobRecord]) -> int:
+    """The most jobs that ran at the same instant (from started_at/ended_at)."""
+    events = sorted(
+        [(r.started_at or 0.0, 1) for r in records] + [(r.ended_at or 0.0, -1) for r in records]
+    )
+    best = now = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best
 
 
 def jobs_path(name: str) -> str:

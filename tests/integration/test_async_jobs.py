@@ -1,7 +1,8 @@
 """``async def`` jobs are awaited, with everything a sync job gets (site context, user, commit
 and rollback, tracking, retries, callbacks), on both brokers with real workers; their soft
 timeout and a stop on request cancel the task (its ``finally`` runs); ``now=True`` runs them to
-completion. (They used to be marked finished with a coroutine's repr as the result.)"""
+completion. (They used to be marked finished with a coroutine's repr as the result.) The tests
+with a worker run in both async modes: a thread and loop per job, and one shared loop."""
 
 from __future__ import annotations
 
@@ -23,10 +24,18 @@ from .jobs_helpers import (
 )
 
 
+@pytest.fixture(params=["thread", "loop"])
+def mode(request: pytest.FixtureRequest, engine: Engine) -> str:
+    """The worker's async_mode (worker/slots.py, worker/aloop.py)."""
+    engine.set_common(async_mode=request.param)
+    return str(request.param)
+
+
 def _subjects(engine: Engine) -> list[str]:
     return committed(engine, lambda: jobbench.get_all("Task", pluck="subject"))
 
 
+@pytest.mark.usefixtures("mode")
 def test_async_job_runs_in_its_site_as_its_user_and_commits(engine: Engine) -> None:
     job = enqueue(engine, jobs_path("async_write"), subject="from async", track_job=True)
     other = enqueue(engine, jobs_path("async_write"), site="site2", user="a@b.c", subject="s2")
@@ -42,6 +51,7 @@ def test_async_job_runs_in_its_site_as_its_user_and_commits(engine: Engine) -> N
     assert task == "Completed"
 
 
+@pytest.mark.usefixtures("mode")
 def test_async_failure_rolls_back_and_is_retried(engine: Engine) -> None:
     failed = enqueue(engine, jobs_path("async_fail"), subject="rolled back")
     counter = engine.file("counter")
@@ -59,6 +69,7 @@ def test_async_failure_rolls_back_and_is_retried(engine: Engine) -> None:
     assert retried.refresh().status == "finished" and retried.result == 2
 
 
+@pytest.mark.usefixtures("mode")
 def test_async_soft_timeout_cancels_the_task(engine: Engine) -> None:
     unwound = engine.file("unwound")
     job = enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=30, path=unwound, timeout=1)
@@ -70,6 +81,7 @@ def test_async_soft_timeout_cancels_the_task(engine: Engine) -> None:
     assert after.refresh().status == "finished"  # the event loop is fine afterwards
 
 
+@pytest.mark.usefixtures("mode")
 def test_async_job_stopped_on_request(engine: Engine) -> None:
     unwound = engine.file("unwound")
     job = enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=60, path=unwound)

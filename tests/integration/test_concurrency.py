@@ -11,6 +11,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 import jobbench
 from jobbench.jobs.record import JobRecord
 
@@ -21,6 +23,7 @@ from .jobs_helpers import (
     engine_fixture,  # noqa: F401 - the engine fixture
     enqueue,
     jobs_path,
+    max_overlap,
     wait_until,
 )
 
@@ -29,18 +32,6 @@ def _records(engine: Engine, jobs: list[jobbench.Job]) -> list[JobRecord]:
     records = [engine.broker().get(job.record.id) for job in jobs]
     assert all(r is not None for r in records)
     return [r for r in records if r is not None]
-
-
-def _max_overlap(records: list[JobRecord]) -> int:
-    """The most jobs that ran at the same instant (from started_at/ended_at)."""
-    events = sorted(
-        [(r.started_at or 0.0, 1) for r in records] + [(r.ended_at or 0.0, -1) for r in records]
-    )
-    best = now = 0
-    for _, step in events:
-        now += step
-        best = max(best, now)
-    return best
 
 
 def _waiting_jobs(engine: Engine, go: str, n: int, **options: object) -> list[jobbench.Job]:
@@ -72,7 +63,7 @@ def test_n_sync_jobs_run_at_once_each_in_its_own_site(engine: Engine) -> None:
     Path(go).write_text("go")
     assert worker.wait(30) == 0
     assert all(j.refresh().status == "finished" for j in waiting)
-    assert _max_overlap(_records(engine, waiting + writers)) >= 4
+    assert max_overlap(_records(engine, waiting + writers)) >= 4
     for site in ("site1", "site2"):
         assert committed(engine, lambda: jobbench.get_all("Task", pluck="subject"), site) == [site]
 
@@ -178,7 +169,9 @@ def test_executor_killed_with_jobs_in_flight_fails_each_with_the_reason(engine: 
     assert worker.wait() == 0
 
 
-def test_async_jobs_run_up_to_async_concurrency_at_once(engine: Engine) -> None:
+@pytest.mark.parametrize("mode", ["thread", "loop"])
+def test_async_jobs_run_up_to_async_concurrency_at_once(engine: Engine, mode: str) -> None:
+    engine.set_common(async_mode=mode)
     marks = [engine.file(f"m{i}") for i in range(12)]
     jobs = [enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=0.6, path=m) for m in marks]
     started = time.monotonic()
@@ -186,14 +179,14 @@ def test_async_jobs_run_up_to_async_concurrency_at_once(engine: Engine) -> None:
     elapsed = time.monotonic() - started
     records = _records(engine, jobs)
     assert all(r.status == "finished" for r in records)
-    assert _max_overlap(records) == 10  # the default async_concurrency
+    assert max_overlap(records) == 10  # the default async_concurrency
     assert elapsed < 0.6 * 12 / 2, "they did not overlap"
 
     limited = [
         enqueue(engine, jobs_path("async_sleep_then_mark"), seconds=0.3, path=m) for m in marks[:6]
     ]
     engine.run_worker("default", 30, "--async-concurrency", "2")
-    assert _max_overlap(_records(engine, limited)) == 2
+    assert max_overlap(_records(engine, limited)) == 2
 
 
 def test_per_queue_concurrency_from_the_workers_config(engine: Engine) -> None:

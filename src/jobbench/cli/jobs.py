@@ -63,6 +63,12 @@ def _queues(state: CliState, text: str | None) -> list[str]:
     type=click.IntRange(1, 10_000),
     help="async def jobs at once (default: config async_concurrency, or 10).",
 )
+@click.option(
+    "--async-mode",
+    type=click.Choice(["thread", "loop"]),
+    help="async def jobs each in a thread of its own, or all on one shared event loop "
+    "(default: config async_mode, or thread; docs/scaling.md says when to choose which).",
+)
 @log_format_option
 @pass_state
 def worker_command(
@@ -73,6 +79,7 @@ def worker_command(
     quiet: bool,
     concurrency: int | None,
     async_concurrency: int | None,
+    async_mode: str | None,
     log_format: str | None,
 ) -> None:
     """Run one worker (a supervisor plus an executor) on the queues."""
@@ -88,6 +95,7 @@ def worker_command(
         quiet,
         concurrency=concurrency,
         async_concurrency=async_concurrency,
+        async_mode=async_mode,
     )
     sys.exit(worker.work())
 

@@ -20,6 +20,7 @@ import contextvars
 import inspect
 import threading
 import time
+import weakref
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,31 @@ def interrupt(exc: BaseException, thread: int | None = None) -> bool:
         running.raise_instead = exc
     running.loop.call_soon_threadsafe(running.task.cancel)
     return True
+
+
+_instead: weakref.WeakKeyDictionary[asyncio.Task[Any], BaseException] = (
+    weakref.WeakKeyDictionary()
+)  # tasks of a shared loop cancelled on behalf of an exception (cancel_with)
+
+
+def cancel_with(task: asyncio.Task[Any], exc: BaseException) -> None:
+    """On the task's loop: cancel it so that it ends with ``exc`` (a soft timeout, a stop)
+    instead of ``CancelledError``; the first such exception wins. The coroutine unwinds from
+    the ``await`` it is at; ``instead_of``, where the job is awaited, swaps the exception."""
+    if not task.done():
+        _instead.setdefault(task, exc)
+        task.cancel()
+
+
+def instead_of(exc: BaseException) -> BaseException:
+    """What the current task should raise for ``exc``: the exception ``cancel_with`` asked
+    for when ``exc`` is the cancellation it caused, else ``exc`` itself."""
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task in _instead:
+            task.uncancel()  # handled: the task goes on to record its outcome
+            return _instead.pop(task)
+    return exc
 
 
 def soft_deadline(deadline: float | None, message: str = "") -> None:

@@ -29,13 +29,14 @@ It returns an ``Outcome``; recording it in the broker is the caller's job.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jobbench import logs
 from jobbench.bench import Bench
@@ -101,17 +102,87 @@ def run_doc_method(doctype: str, name: str, doc_method: str, kwargs: dict[str, A
     return fn(**(kwargs or {}))
 
 
+@dataclass(frozen=True)
+class _Pause:
+    """A step asking its driver to wait (between in-place retries) without holding up the
+    other jobs of a shared event loop."""
+
+    seconds: float
+
+
+# A job's steps: a generator that yields what must be waited for (the awaitable an async def
+# job returned, or a _Pause), is sent back its result (or has its exception thrown in), and
+# returns the Outcome. One flow for both drivers: execute_job and execute_job_async.
+Steps = Generator[Any, Any, Outcome]
+
+
 def execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
     """Run the job in its site context and return what happened (never raises, but StopJob).
-    With OpenTelemetry configured, inside a span continuing the enqueue's trace (otel.py)."""
-    return otel.traced(record, lambda: _execute_job(record, bench, broker))
+    With OpenTelemetry configured, inside a span continuing the enqueue's trace (otel.py).
+    An ``async def`` job is awaited on this thread's own event loop (jobbench.jobs.aio)."""
+    return _drive(_job_steps(record, bench, broker))
 
 
-def _execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
+async def execute_job_async(record: JobRecord, bench: Bench, broker: Broker | None) -> Outcome:
+    """``execute_job`` as a coroutine, for a task of a running event loop that runs several
+    jobs at once (the executor's shared loop, jobbench.worker.aloop): an ``async def`` job is
+    awaited in that loop, and the pause between in-place retries is an ``asyncio.sleep``. The
+    rest of the flow (site context, hooks, commit) runs in the loop's thread between awaits.
+    A cancellation of the task that ``aio.cancel_with`` asked for arrives as its exception."""
+    return await _drive_async(_job_steps(record, bench, broker))
+
+
+def _job_steps(record: JobRecord, bench: Bench, broker: Broker | None) -> Steps:
+    with otel.execution_span(record) as note:
+        outcome = yield from _execute_job(record, bench, broker)
+        note(outcome)
+        return outcome
+
+
+def _advance(steps: Steps, value: Any, error: BaseException | None) -> Any:
+    """Run the steps to their next request (send ``value`` or throw ``error`` in); once they
+    return, their Outcome (never a request: those are awaitables and pauses)."""
+    try:
+        return steps.send(value) if error is None else steps.throw(error)
+    except StopIteration as stop:
+        return cast(Outcome, stop.value)
+
+
+def _drive(steps: Steps) -> Outcome:
+    request = _advance(steps, None, None)
+    while not isinstance(request, Outcome):
+        value, error = None, None
+        try:
+            if isinstance(request, _Pause):
+                time.sleep(request.seconds)
+            else:
+                value = aio.run(request)
+        except BaseException as exc:  # noqa: BLE001 - thrown into the steps, to the job's handlers
+            error = exc
+        request = _advance(steps, value, error)
+    return request
+
+
+async def _drive_async(steps: Steps) -> Outcome:
+    request = _advance(steps, None, None)
+    while not isinstance(request, Outcome):
+        value, error = None, None
+        try:
+            if isinstance(request, _Pause):
+                await asyncio.sleep(request.seconds)
+            else:
+                value = await request
+        except BaseException as exc:  # noqa: BLE001 - thrown into the steps, to the job's handlers
+            error = aio.instead_of(exc)
+        request = _advance(steps, value, error)
+    return request
+
+
+def _execute_job(record: JobRecord, bench: Bench, broker: Broker | None) -> Steps:
     local: SiteLocal | None = None
     try:
         with site_context(record.site, bench, user=record.user) as local:
-            return _run_in_site(local, record, broker)
+            return (yield from _run_in_site(local, record, broker))
     except StopJob:
         raise
     except Exception:  # noqa: BLE001 - the site itself could not be opened: the job fails
@@ -128,7 +199,7 @@ def _refused(local: SiteLocal, record: JobRecord, reason: str) -> Outcome:
     return Outcome("failed", exc_info=f"refused: {reason}", retry=False)
 
 
-def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> Outcome:
+def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> Steps:
     reason = trust.refusal(record, local.conf)
     if reason is not None:  # checked before the method's module is imported
         return _refused(local, record, reason)
@@ -146,7 +217,7 @@ def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> 
         return outcome
     job.kwargs = kwargs
     try:
-        result = _call_with_retries(local, fn, kwargs)
+        result = yield from _call_with_retries(local, fn, kwargs)
     except StopJob:
         local.db.rollback()
         tracking.update_for(local, record, "ended_at", status="Cancelled")
@@ -161,7 +232,9 @@ def _run_in_site(local: SiteLocal, record: JobRecord, broker: Broker | None) -> 
     return _finished(local, record, result)
 
 
-def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any:
+def _call_with_retries(
+    local: SiteLocal, fn: Any, kwargs: dict[str, Any]
+) -> Generator[Any, Any, Any]:
     """The attempts: before_job hooks, the method, the commit (see the module docstring)."""
     job: JobContext = local.job
     user = local.session.user
@@ -170,7 +243,9 @@ def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any
         try:
             for hook in local.hooks().get("before_job", []):
                 call_hook(hook, before)
-            result = aio.settle(fn(**kwargs))  # an async def job is awaited here
+            result = fn(**kwargs)
+            if inspect.isawaitable(result):  # an async def job: awaited by the driver
+                result = yield result
             local.db.commit()
             return result
         except RETRYABLE as exc:
@@ -180,7 +255,7 @@ def _call_with_retries(local: SiteLocal, fn: Any, kwargs: dict[str, Any]) -> Any
             job.after_job.reset()  # only the attempt that counts has its callbacks run
             local.session.user = user  # the retry runs as the same user
             _log_retry(job.record, exc, attempt + 1)
-            time.sleep(attempt + 1)
+            yield _Pause(attempt + 1)
     raise AssertionError("unreachable")
 
 

@@ -26,10 +26,11 @@ worst a span under someone else's trace id, and a value that does not parse star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -105,19 +106,29 @@ def _parent(record: JobRecord) -> Any:
     return propagate.extract(carrier)
 
 
-def traced(record: JobRecord, run: Callable[[], Outcome]) -> Outcome:
-    """``run()`` inside a CONSUMER span that continues the record's trace (without a
-    configured tracer provider: just ``run()``)."""
+@contextlib.contextmanager
+def execution_span(record: JobRecord) -> Iterator[Callable[[Outcome], None]]:
+    """A CONSUMER span that continues the record's trace, current for the block; the block
+    calls what it is given with the job's outcome (without a configured tracer provider:
+    no span, and that call does nothing). A context manager rather than a wrapper, so the
+    job's steps (a generator that may pause at an ``await``) run inside it."""
     trace = _api()
     if trace is None:
-        return run()
+        yield _ignore
+        return
     tracer = trace.get_tracer(TRACER)
     name, kind = f"execute {record.method}", trace.SpanKind.CONSUMER
     with tracer.start_as_current_span(name, context=_parent(record), kind=kind) as span:
         span.set_attributes(_attributes(record))
-        outcome = run()
-        span.set_attribute("jobbench.outcome", outcome.status)
-        if outcome.status == "failed":
-            last = (outcome.exc_info or "failed").strip().rsplit("\n", 1)[-1]
-            span.set_status(trace.Status(trace.StatusCode.ERROR, last[:500]))
-        return outcome
+
+        def note(outcome: Outcome) -> None:
+            span.set_attribute("jobbench.outcome", outcome.status)
+            if outcome.status == "failed":
+                last = (outcome.exc_info or "failed").strip().rsplit("\n", 1)[-1]
+                span.set_status(trace.Status(trace.StatusCode.ERROR, last[:500]))
+
+        yield note
+
+
+def _ignore(_outcome: Outcome) -> None:
+    return None

@@ -32,7 +32,7 @@ from jobbench.brokers.base import Broker, Retention
 from jobbench.brokers.factory import get_broker, retention
 from jobbench.errors import BrokerError, JobTimeoutException
 from jobbench.jobs import aio
-from jobbench.jobs.execute import Outcome, StopJob, execute_job
+from jobbench.jobs.execute import Outcome, StopJob, execute_job, execute_job_async
 from jobbench.jobs.record import JobRecord
 from jobbench.worker.joblog import end_detail, retry_delay
 from jobbench.worker.slots import Slots
@@ -430,12 +430,16 @@ def executor_main(cfg: ExecutorConfig, pipe_fd: int, ctrl_fd: int | None = None)
     def execute(record: JobRecord) -> Outcome:
         return execute_job(record, bench, broker)
 
+    async def execute_async(record: JobRecord) -> Outcome:
+        return await execute_job_async(record, bench, broker)
+
     def settle(record: JobRecord, outcome: Outcome) -> None:
         assert run is not None
         run.settle_thread_job(record, outcome)
 
     _relay_outbox(bench)
-    slots = Slots(bench, execute, settle, cfg.concurrency, cfg.async_concurrency)
+    shared = execute_async if cfg.async_mode == "loop" else None
+    slots = Slots(bench, execute, settle, cfg.concurrency, cfg.async_concurrency, shared)
     _State.slots = slots
     teller = _Teller(pipe_fd)
     run = _Run(cfg, bench, broker, keep, teller, slots)

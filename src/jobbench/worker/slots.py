@@ -1,7 +1,8 @@
 """Several jobs at once in one executor: job threads beside the executor's main thread.
 
-* ``async def`` jobs always run in threads of their own (each awaits its job on the thread's
-  event loop), up to ``async_concurrency`` at once.
+* ``async def`` jobs run up to ``async_concurrency`` at once: each in a thread of its own that
+  awaits it on the thread's event loop (``async_mode = "thread"``, the default), or all as
+  tasks of one shared event loop (``async_mode = "loop"``, jobbench.worker.aloop).
 * Sync jobs run in threads only with ``--concurrency N`` (N > 1), up to N at once; with N = 1
   they run in the main thread as before, where SIGALRM gives them an exact soft timeout.
 
@@ -19,6 +20,7 @@ instruction: a job blocked in C meets the parent's hard deadline instead. A stop
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import inspect
@@ -26,9 +28,10 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from jobbench.bench import Bench
 from jobbench.errors import JobTimeoutException
@@ -37,8 +40,10 @@ from jobbench.jobs.enqueue import resolve
 from jobbench.jobs.execute import Outcome, StopJob
 from jobbench.jobs.record import JobRecord
 from jobbench.jobs.trust import check_method
+from jobbench.worker.aloop import SharedLoop
 
 ASYNC, SYNC = "async", "sync"
+ASYNC_MODES = ("thread", "loop")  # async_mode: a thread and loop per job, or one shared loop
 _messages: dict[int, str] = {}  # thread ident -> message of the exception raised into it
 
 
@@ -81,6 +86,7 @@ class Slot:
     finished: bool = False
     alarmed: bool = False
     stopping: bool = False
+    task: asyncio.Task[Any] | None = None  # on the shared loop (async_mode "loop")
 
 
 class Slots:
@@ -93,13 +99,17 @@ class Slots:
         settle: Callable[[JobRecord, Outcome], None],
         sync_limit: int,
         async_limit: int,
+        run_async: Callable[[JobRecord], Coroutine[Any, Any, Outcome]] | None = None,
     ) -> None:
+        """``run_async`` given: async jobs are tasks of one shared loop (async_mode "loop")."""
         self.bench = bench
-        self._run, self._settle = run, settle
+        self._run, self._settle, self._run_async = run, settle, run_async
         self.sync_limit, self.async_limit = sync_limit, async_limit
         self.threaded_sync = sync_limit > 1
+        self._shared = SharedLoop() if run_async is not None else None
+        async_threads = 0 if self._shared is not None else async_limit
         self._pool = ThreadPoolExecutor(
-            max_workers=(sync_limit if self.threaded_sync else 0) + async_limit,
+            max_workers=max(1, (sync_limit if self.threaded_sync else 0) + async_threads),
             thread_name_prefix="jobbench-job",
         )
         self._cond = threading.Condition()
@@ -202,7 +212,10 @@ class Slots:
         slot = Slot(record, kind, deadline if kind == SYNC else None)
         with self._cond:
             self.running[record.id] = slot
-        self._pool.submit(self._body, slot, deadline)
+        if kind == ASYNC and self._shared is not None:
+            self._shared.spawn(lambda: self._task_body(slot, deadline))
+        else:
+            self._pool.submit(self._body, slot, deadline)
 
     def _body(self, slot: Slot, deadline: float | None) -> None:
         slot.ident = threading.get_ident()
@@ -217,6 +230,29 @@ class Slots:
             outcome = Outcome("failed", exc_info=traceback.format_exc())
         finally:
             slot.finished = True  # no more exceptions are raised into this thread
+            self._settle_safely(slot, outcome)
+
+    async def _task_body(self, slot: Slot, deadline: float | None) -> None:
+        """An async job as a task of the shared loop; settled as a thread job is."""
+        assert self._run_async is not None and self._shared is not None
+        slot.ident, slot.task = threading.get_ident(), asyncio.current_task()
+        timer = None
+        if deadline is not None and slot.task is not None:
+            message = f"Job exceeded its timeout of {slot.record.timeout} s (soft stop)"
+            delay = max(0.0, deadline - time.monotonic())
+            timeout = JobTimeoutException(message)
+            timer = self._shared.loop.call_later(delay, aio.cancel_with, slot.task, timeout)
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._run_async(slot.record)
+        except StopJob:
+            outcome = Outcome("stopped", exc_info="stopped on request")
+        except BaseException:  # noqa: BLE001 - a cancellation landing outside the job's handlers
+            outcome = Outcome("failed", exc_info=traceback.format_exc())
+        finally:
+            slot.finished = True
+            if timer is not None:
+                timer.cancel()
             self._settle_safely(slot, outcome)
 
     def _settle_safely(self, slot: Slot, outcome: Outcome | None) -> None:
@@ -264,7 +300,9 @@ class Slots:
             if slot.ident is None or slot.finished or slot.stopping:
                 continue
             slot.stopping = hit = True
-            if slot.kind == ASYNC:
+            if slot.task is not None and self._shared is not None:
+                self._shared.cancel(slot.task, SlotStop())
+            elif slot.kind == ASYNC:
                 aio.interrupt(SlotStop(), slot.ident)
             else:
                 raise_in_thread(slot.ident, SlotStop, "stopped on request")
@@ -272,3 +310,5 @@ class Slots:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._shared is not None:
+            self._shared.close()

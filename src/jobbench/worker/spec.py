@@ -22,6 +22,7 @@ class ExecutorConfig:
     burst: bool = False
     concurrency: int = 1  # sync jobs at once; above 1 they run in threads (worker/slots.py)
     async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY
+    async_mode: str = "thread"  # or "loop": one shared event loop (worker/aloop.py)
 
 
 def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> None:

@@ -93,6 +93,7 @@ class Worker:
         heartbeat_ttl: float | None = None,
         concurrency: int | None = None,
         async_concurrency: int | None = None,
+        async_mode: str | None = None,
     ) -> None:
         self.bench = bench
         self.conf = bench.common_config()
@@ -110,6 +111,7 @@ class Worker:
             burst,
             concurrency or queue_concurrency(self.conf, queues),
             async_concurrency or int(self.conf.get("async_concurrency") or 0) or 10,
+            async_mode or str(self.conf.get("async_mode") or "thread"),
         )
         self.quiet = quiet
         self.heartbeat_interval, self.heartbeat_ttl = liveness(
