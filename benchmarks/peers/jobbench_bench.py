@@ -92,6 +92,10 @@ class JobbenchSystem:
             flags += ["--concurrency", str(workers.threads)]
         if workers.async_slots and "--async-concurrency" in have:
             flags += ["--async-concurrency", str(workers.async_slots)]
+        if workers.async_slots and "--async-mode" in have:
+            # One shared event loop, as Dramatiq's asyncio middleware and arq run async tasks
+            # (the default "thread" mode gives each async job a thread: docs/scaling.md).
+            flags += ["--async-mode", "loop"]
         return flags
 
     def worker_commands(self, workers: Workers) -> list[Command]:

@@ -145,6 +145,11 @@ def fork_child(pid_file, seconds=60):
     block_in_c(seconds)
 
 
+def sleep_then_return(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
 def wait_for_file(path, timeout=30):
     """Return once ``path`` exists (the test's go signal)."""
     end = time.monotonic() + timeout

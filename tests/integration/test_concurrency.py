@@ -18,6 +18,7 @@ from jobbench.jobs.record import JobRecord
 
 from .jobs_helpers import (
     Engine,
+    WorkerProc,
     child_pids,
     committed,
     engine_fixture,  # noqa: F401 - the engine fixture
@@ -223,6 +224,89 @@ def test_a_deep_queue_is_claimed_in_batches_in_priority_order(engine: Engine) ->
     for queue, n in (("short", 12), ("long", 13)):
         assert counters[("site1", queue, "started")] == n
         assert counters[("site1", queue, "finished")] == n
+
+
+def test_a_run_of_async_jobs_is_claimed_in_batches_and_a_sync_job_behind_keeps_its_deadline(
+    engine: Engine,
+) -> None:
+    """Without --concurrency, after 32 async jobs in a row the executor claims as many jobs as
+    it has free async slots. A sync job of such a batch that waits behind another (the main
+    thread runs them one at a time) gets its hard deadline from its real start: the second
+    here ends 7.5 s after its claim, past the 4 + 3 s its claim instant would allow."""
+    waiting = [enqueue(engine, jobs_path("async_where"), seconds=3) for _ in range(40)]
+    first = enqueue(engine, jobs_path("sleep_then_return"), seconds=4.5, timeout=6)
+    second = enqueue(engine, jobs_path("sleep_then_return"), seconds=3, timeout=4)
+    worker = engine.start_worker("default", burst=True, extra=["--async-concurrency", "50"])
+    assert worker.wait(60) == 0
+    one, two = _records(engine, [first, second])
+    assert one.status == "finished", one.exc_info
+    assert two.status == "finished", two.exc_info
+    assert one.started_at == two.started_at, "the two sync jobs came in one batch"
+    starts = [r.started_at for r in _records(engine, waiting)]
+    assert starts[-1] == one.started_at and len(set(starts)) <= 33
+
+
+def _batch_behind_a_sync_job(engine: Engine) -> tuple[jobbench.Job, jobbench.Job, WorkerProc]:
+    """40 async jobs in a row, then a sync job that waits for the file "go", then one that
+    waits for "go2" and leaves "done": the last two come in one batch, the second waiting
+    behind the first (asserted)."""
+    go = engine.file("go")
+    for _ in range(40):
+        enqueue(engine, jobs_path("async_where"), seconds=1)
+    first = enqueue(engine, jobs_path("wait_for_file"), path=go, timeout=60)
+    done, go2 = engine.file("done"), engine.file("go2")
+    behind = enqueue(engine, jobs_path("wait_then_touch"), go=go2, done=done)
+    worker = engine.start_worker("default", extra=["--async-concurrency", "50"])
+    engine.wait_status(first.id, "started")
+    one, two = _records(engine, [first, behind])
+    assert two.status == "started" and one.started_at == two.started_at, "not one batch"
+    return first, behind, worker
+
+
+def test_a_job_waiting_in_a_batch_goes_back_to_its_queue_when_the_executor_dies(
+    engine: Engine,
+) -> None:
+    first, behind, worker = _batch_behind_a_sync_job(engine)
+    done = engine.file("done")
+    (executor,) = child_pids(worker.pid)
+    os.kill(executor, signal.SIGKILL)
+    failed = engine.wait_status(first.id, "failed", 10)
+    assert "worker died" in str(failed.exc_info)
+    requeued = engine.wait_status(behind.id, ("queued", "started"), 10)
+    assert requeued.exc_info is not None and requeued.exc_info.startswith("interrupted:")
+    assert "before it started it" in requeued.exc_info
+    Path(engine.file("go2")).write_text("go")
+    record = engine.wait_status(behind.id, "finished", 15)
+    assert Path(done).exists() and record.attempts == 2  # two claims, one run
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_a_stop_of_a_job_waiting_in_a_batch_stops_it_unrun(engine: Engine) -> None:
+    first, behind, worker = _batch_behind_a_sync_job(engine)
+    done = engine.file("done")
+    assert engine.cli("jobs", "stop", behind.id).returncode == 0
+    assert engine.record(behind.id).stop_requested  # type: ignore[union-attr]
+    Path(engine.file("go")).write_text("go")
+    assert engine.wait_status(first.id, "finished", 15)
+    stopped = engine.wait_status(behind.id, ("stopped", "finished", "failed"), 15)
+    assert stopped.status == "stopped" and "before it started" in str(stopped.exc_info)
+    assert not Path(done).exists(), "it never ran"
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_a_cold_shutdown_puts_a_job_waiting_in_a_batch_back_in_its_queue(engine: Engine) -> None:
+    first, behind, worker = _batch_behind_a_sync_job(engine)
+    done = engine.file("done")
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.signal(signal.SIGTERM)  # cold: the running job ends stopped
+    assert worker.wait(20) == 0
+    assert first.refresh().status == "stopped"
+    record = engine.record(behind.id)
+    assert record is not None and record.status == "queued", record
+    assert str(record.exc_info).startswith("interrupted:") and not Path(done).exists()
 
 
 def test_a_thread_jobs_success_is_recorded_at_once_while_the_main_thread_waits_to_claim(

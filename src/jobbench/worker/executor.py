@@ -50,6 +50,7 @@ class _State:
     timeout = 0
     slots: Slots | None = None
     ctrl_fd: int | None = None  # the parent's stop requests: one job id per line, "*" = all
+    stop_all = False  # a stop of every job was asked for (cold shutdown)
 
 
 def _on_alarm(_sig: int, _frame: FrameType | None) -> None:
@@ -74,6 +75,7 @@ def _stop_requests() -> set[str]:
 def _on_stop(_sig: int, _frame: FrameType | None) -> None:
     ids = _stop_requests()
     every = "*" in ids
+    _State.stop_all = _State.stop_all or every
     if _State.slots is not None:
         for job_id in [None] if every else sorted(ids):
             _State.slots.stop(job_id)
@@ -347,6 +349,7 @@ def _record_batch(run: _Run, done: list[tuple[JobRecord, Outcome]], room: int) -
 
 def _loop(run: _Run) -> None:
     ready: list[JobRecord] = []  # claimed (and told to the parent), to start now
+    waiting: set[str] = set()  # ids in ready told as waiting behind a sync job of ours
     while ready or not _State.exit_after_job:
         if not ready:
             ready = _claim_next(run)
@@ -356,21 +359,50 @@ def _loop(run: _Run) -> None:
                 break
             if not ready:
                 continue
-            run.teller.tell(*[_started(record) for record in ready])
+            waiting = _tell_claimed(run, ready)
         record = ready.pop(0)
         kind = run.slots.kind_of(record)
+        run.slots.note(kind)
         if not run.slots.runs_inline(kind):
             run.slots.start(record, kind)
             continue
-        following = _run_inline(run, record)
+        following = _run_inline(run, record, record.id in waiting)
         if following is not None:
             ready.insert(0, following)
 
 
-def _run_inline(run: _Run, record: JobRecord) -> JobRecord | None:
+def _tell_claimed(run: _Run, ready: list[JobRecord]) -> set[str]:
+    """Tell the parent the jobs of a claim: started, but for the sync jobs behind another
+    sync job of the batch (the main thread runs them one at a time; see Slots.room). Those
+    are told as waiting ("W"): if the executor dies before their start they go back to their
+    queue, and their start is told when it comes. Returns their ids."""
+    lines: list[list[object]] = []
+    waiting: set[str] = set()
+    inline_ahead = False
+    for record in ready:
+        inline = run.slots.runs_inline(run.slots.kind_of(record))
+        if inline and inline_ahead:
+            waiting.add(record.id)
+            lines.append(["W", record.id, [record.timeout, record.method, record.queue]])
+        else:
+            lines.append(_started(record))
+        inline_ahead = inline_ahead or inline
+    run.teller.tell(*lines)
+    if waiting:  # now, not within FLUSH_EVERY: the sync job ahead may take long, or kill us
+        run.teller.flush()
+    return waiting
+
+
+def _run_inline(run: _Run, record: JobRecord, waited: bool = False) -> JobRecord | None:
     """A sync job in the main thread; after a success the next job is claimed in the same
-    round trip (when there is room for it) and told to the parent."""
+    round trip (when there is room for it) and told to the parent. One that ``waited`` is
+    told as started now (its deadlines run from now; its record's ``started_at`` keeps the
+    claim instant), unless it is no longer to run (_not_to_start)."""
     _record_released(run)  # the job may take long: job threads record their own meanwhile
+    if waited:
+        if _not_to_start(run, record):
+            return None
+        run.teller.tell(_started(record))
     outcome = run_one(record, run.bench, run.broker)
     order = run.order() if run.slots.has_room() else None
     following = _settle(
@@ -381,6 +413,23 @@ def _run_inline(run: _Run, record: JobRecord) -> JobRecord | None:
         lines.append(_started(following))
     run.teller.tell(*lines)
     return following
+
+
+def _not_to_start(run: _Run, record: JobRecord) -> bool:
+    """For a job that waited in its batch: during a cold shutdown leave it (the parent puts
+    it back in its queue when we exit); one a stop was asked for meanwhile (``jobs stop``,
+    which the parent passes on only for running jobs) ends stopped, unrun."""
+    if _State.stop_all:
+        return True
+    current = None
+    with contextlib.suppress(BrokerError):  # unknown: it runs
+        current = run.broker.get(record.id)
+    if current is None or not current.stop_requested:
+        return False
+    outcome = Outcome("stopped", exc_info="stopped on request before it started")
+    _settle(run.broker, run.bench, run.cfg.worker_name, record, outcome, run.keep, None)
+    run.teller.tell(_started(record), _ended(record, outcome))
+    return True
 
 
 def _record_released(run: _Run) -> None:

@@ -43,7 +43,7 @@ from jobbench.jobs.trust import check_method
 from jobbench.worker.aloop import SharedLoop
 
 ASYNC, SYNC = "async", "sync"
-ASYNC_MODES = ("thread", "loop")  # async_mode: a thread and loop per job, or one shared loop
+ASYNC_STREAK = 32  # async jobs claimed in a row before they are claimed several at a time
 _messages: dict[int, str] = {}  # thread ident -> message of the exception raised into it
 
 
@@ -115,6 +115,7 @@ class Slots:
         self._cond = threading.Condition()
         self.running: dict[str, Slot] = {}
         self._kinds: dict[tuple[str, str], str] = {}
+        self._async_streak = 0  # async jobs claimed in a row (see room)
         # Successes the main thread records in its next round trip, with the next claim: from
         # its wait for room until it blocks in a claim, runs a job itself or leaves (release).
         self._collecting = False
@@ -145,12 +146,21 @@ class Slots:
         sync_full = self.threaded_sync and self._count(SYNC) >= self.sync_limit
         return not sync_full and self._count(ASYNC) < self.async_limit
 
+    def note(self, kind: str) -> None:
+        """Count a claimed job's kind, for ``room``."""
+        self._async_streak = self._async_streak + 1 if kind == ASYNC else 0
+
     def room(self) -> int:
-        """How many jobs of either kind can start now: with sync jobs in the main thread, one
-        (it runs a sync job itself, after claiming); else the smaller free count."""
+        """How many jobs of either kind can start now: the smaller free count; with sync
+        jobs in the main thread, one (it runs a sync job itself, after claiming), unless the
+        last ASYNC_STREAK jobs claimed were all async: then the free async slots. A sync job
+        in such a batch behind another waits for the main thread (its start is told to the
+        parent again when it begins: worker/executor.py, _run_inline)."""
         free_async = self.async_limit - self._count(ASYNC)
         if not self.threaded_sync:
-            return 1 if free_async > 0 else 0
+            if free_async <= 0:
+                return 0
+            return free_async if self._async_streak >= ASYNC_STREAK else 1
         return max(0, min(self.sync_limit - self._count(SYNC), free_async))
 
     def wait_for_room(self, timeout: float) -> list[tuple[JobRecord, Outcome]]:

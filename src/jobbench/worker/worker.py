@@ -122,6 +122,7 @@ class Worker:
         self._ctrl: int | None = None  # stop requests to the executor: a job id per line
         self._buffer = b""
         self._running: dict[str, Running] = {}  # what the executor runs, by job id
+        self._waiting: dict[str, str] = {}  # claimed, waiting for the main thread: id -> queue
         self._stopping = 0  # 0 running, 1 warm shutdown asked, 2 cold
         self._done = False
         self._beat_job: str | None = None  # the current job as of the last heartbeat
@@ -238,6 +239,8 @@ class Worker:
                 for kind, job_id, extra in json.loads(line):
                     if kind == "S":
                         self._job_started(job_id, extra)
+                    elif kind == "W":
+                        self._waiting[job_id] = str(extra[2])
                     else:
                         self._job_ended(job_id, extra)
 
@@ -245,6 +248,7 @@ class Worker:
         timeout, method, queue = int(extra[0]), str(extra[1]), str(extra[2])
         now = float(extra[3]) if len(extra) > 3 else time.monotonic()  # when it really began
         deadline = now + timeout + HARD_GRACE if timeout > 0 else None
+        self._waiting.pop(job_id, None)
         self._running[job_id] = Running(job_id, method, queue, timeout, now, deadline)
         self._show_running()
         if not self.quiet:
@@ -311,6 +315,7 @@ class Worker:
             return True
         lost, code = self._unsettled
         try:
+            self._requeue_waiting()
             while lost:
                 self._settle_lost(lost[0], code)
                 lost = lost[1:]
@@ -342,7 +347,23 @@ class Worker:
     def _unreported(self) -> list[JobRecord]:
         """Jobs the broker shows ``started`` by this worker that its executor never reported."""
         started = self.broker.find(status="started", limit=10_000)
-        return [r for r in started if r.worker == self.name and r.id not in self._running]
+        known = self._running.keys() | self._waiting.keys()
+        return [r for r in started if r.worker == self.name and r.id not in known]
+
+    def _requeue_waiting(self) -> None:
+        """Jobs the dead executor claimed in a batch and never started (they waited behind a
+        sync job of its own): back to the head of their queues, the reason recorded."""
+        from jobbench.jobs.tracking import sync_task
+
+        reason = (
+            "interrupted: the executor that claimed this job in a batch ended before it "
+            "started it; it was put back at the head of its queue"
+        )
+        for job_id, queue in list(self._waiting.items()):
+            if self.broker.interrupt(job_id, self.name, reason):
+                sync_task(self.broker, self.bench, job_id, reason)
+            self._waiting.pop(job_id, None)
+            self.log(f"{queue}: {job_id} requeued: {reason}", WARN)
 
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job
@@ -414,6 +435,7 @@ class Worker:
         self._close_ctrl()
         code = os.waitstatus_to_exitcode(status)
         killed = [r for r in self._running.values() if r.kill_reason is not None]
+        self._requeue_waiting()
         for running in killed:
             self._settle_lost(running, code)
         for running in list(self._running.values()):
