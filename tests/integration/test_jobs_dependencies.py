@@ -131,6 +131,23 @@ def test_a_chain_runs_in_order_and_a_failure_cancels_what_follows(
         assert task["status"] == "Cancelled" and "its dependency" in (task["exception"] or ""), task
 
 
+def test_deleting_a_pending_dependency_cancels_its_dependents_and_their_tasks(
+    engine: Engine, spans: str
+) -> None:
+    with engine.ctx():
+        jobbench.enqueue(SPAN, path=spans, job_id="first", queue="long")
+        jobbench.enqueue(SPAN, path=spans, depends_on="first", job_id="mid", track_job=True)
+        jobbench.enqueue(SPAN, path=spans, depends_on="mid", job_id="last", track_job=True)
+        assert _task(engine, "mid")["status"] == "Queued"
+        assert jobbench.delete_job("first") is True
+    mid, last = engine.record("mid"), engine.record("last")
+    assert mid is not None and mid.exc_info == "canceled: its dependency 'first' was deleted"
+    assert last is not None and last.exc_info == "canceled: its dependency 'mid' was canceled"
+    for job_id in ("mid", "last"):
+        task = _task(engine, job_id)
+        assert task["status"] == "Cancelled" and "its dependency" in (task["exception"] or ""), task
+
+
 def test_enqueue_refuses_what_it_cannot_do_and_enqueue_many_takes_both(
     engine: Engine, spans: str
 ) -> None:

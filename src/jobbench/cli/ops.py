@@ -206,6 +206,7 @@ def purge_pending_jobs(
         )
     from jobbench.context import site_context
     from jobbench.inspect import scheduled_job_type
+    from jobbench.jobs.tracking import delete_job_synced
 
     count = 0
     for site in sites or state.bench.list_sites():
@@ -223,7 +224,7 @@ def purge_pending_jobs(
                 matches = (event is not None and record.event == event) or (
                     scheduled_job_type(record) in names
                 )
-                if matches and broker.delete(record.id):
+                if matches and delete_job_synced(broker, state.bench, record.id):
                     count += 1
     return count
 

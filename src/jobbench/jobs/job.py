@@ -485,9 +485,13 @@ def retry_job(job_id: str) -> bool:
 
 
 def delete_job(job_id: str) -> bool:
-    """Delete a job that is not running. False if it is running."""
+    """Delete a job that is not running. False if it is running. A tracked dependent that
+    the deletion canceled has its Background Task say so."""
+    from jobbench.context import current
+    from jobbench.jobs.tracking import delete_job_synced
+
     _, broker, record = _require(job_id)
-    return broker.delete(record.id)
+    return delete_job_synced(broker, current().bench, record.id)
 
 
 def purge_failed(queue: str | None = None, all_sites: bool = False) -> int:

@@ -219,6 +219,19 @@ def sync_task(broker: Broker, bench: Bench, job_id: str, reason: str | None) -> 
         sync_canceled_dependents(broker, bench, record.id)
 
 
+def delete_job_synced(broker: Broker, bench: Bench, job_id: str) -> bool:
+    """``broker.delete`` (False: the job is running, or gone), and then the Background Tasks
+    of the dependents the deletion canceled. Their registrations go with the deleted record,
+    so they are read first."""
+    waiting = broker.dependents(job_id)
+    if not broker.delete(job_id):
+        return False
+    for dependent in waiting:
+        with contextlib.suppress(Exception):  # tracking never undoes the deletion
+            sync_task(broker, bench, dependent, None)
+    return True
+
+
 _CANCELS_DEPENDENTS = frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 DEPENDENCY_CANCEL = "canceled: its dependency "  # how the brokers word such a cancel
 
