@@ -70,15 +70,18 @@ def render(figures: list[dict[str, object]], reduced: bool, elapsed: float, summ
         "Lost counts jobs with no record or still queued/started after settling; duplicates",
         "are jobs whose effect was recorded more than once. Detection is the longest time from",
         'a killed job\'s start to its settlement as failed with "worker died".',
-        "Concurrency 4 is `--concurrency 4`: a killed executor takes up to four jobs with it.",
+        "Layouts: `sync` one job at a time; `sync-threads-4` is `--concurrency 4`; "
+        "`async-loop` async def jobs on the executor's shared event loop (`--async-mode loop`, "
+        "ten at once): a killed executor takes up to four, or ten, jobs with it.",
         "",
-        "| broker | concurrency | jobs | finished | failed: worker died | supervisor kills "
+        "| broker | layout | jobs | finished | failed: worker died | supervisor kills "
         "| executor kills | restarts | lost | duplicates | max detection (s) | run (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in kills:
         out.append(
-            f"| {f['broker']} | {f.get('concurrency', 1)} | {f['jobs']} | {f['finished']} | "
+            f"| {f['broker']} | {f.get('layout', f.get('concurrency', 1))} | {f['jobs']} | "
+            f"{f['finished']} | "
             f"{f['failed_worker_died']} | "
             f"{int(f['supervisor'])} | {int(f['executor'])} | {int(f['restarts'])} | "
             f"{f['lost']} | {f['duplicates']} | {f['max_detection_s']} | {f['seconds']} |"

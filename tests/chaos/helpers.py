@@ -75,6 +75,17 @@ def effect(path, pause=0.0):
     return jobbench.job.id
 
 
+async def effect_async(path, pause=0.0):
+    """``effect`` as an async def job: the pause is awaited."""
+    import asyncio
+
+    record = jobbench.job.record
+    _append(path, f"{jobbench.job.id}\\t{record.attempts}\\n")
+    if pause:
+        await asyncio.sleep(pause)
+    return jobbench.job.id
+
+
 def scheduled_mark():
     """A scheduled job type's method: one line per run, naming the enqueue."""
     record = jobbench.job.record
@@ -120,7 +131,7 @@ from jobbench.worker.worker import Worker
 
 Worker(
     Bench(Path(sys.argv[1])), sys.argv[2].split(","), heartbeat_interval=0.5, heartbeat_ttl=2,
-    name=sys.argv[3], concurrency=int(sys.argv[4]),
+    name=sys.argv[3], concurrency=int(sys.argv[4]), async_mode=sys.argv[5],
 ).work()
 """
 
@@ -284,9 +295,13 @@ class Chaos:
         self.procs.append(entry)
         return entry
 
-    def start_worker(self, name: str, queues: str = QUEUES, concurrency: int = 1) -> Proc:
-        """A worker with a short heartbeat; ``concurrency`` > 1 runs that many jobs at once."""
+    def start_worker(
+        self, name: str, queues: str = QUEUES, concurrency: int = 1, async_mode: str = "thread"
+    ) -> Proc:
+        """A worker with a short heartbeat; ``concurrency`` > 1 runs that many sync jobs at
+        once; ``async_mode`` says how it runs async def jobs."""
         cmd = [sys.executable, "-c", WORKER_SCRIPT, self.path, queues, name, str(concurrency)]
+        cmd.append(async_mode)
         return self.start(name, cmd)
 
     def start_scheduler(self, name: str) -> Proc:
@@ -305,15 +320,20 @@ class Chaos:
 
     # -- jobs ---------------------------------------------------------------------------------
     def enqueue_effects(
-        self, n: int, prefix: str = "j", pause: float = 0.0, queue: str = "short"
+        self,
+        n: int,
+        prefix: str = "j",
+        pause: float = 0.0,
+        queue: str = "short",
+        method: str = "effect",
     ) -> list[str]:
-        """Enqueue ``n`` effect jobs; return their stored ids."""
+        """Enqueue ``n`` effect jobs (``method``: effect or effect_async); return their ids."""
         ids = []
         with self.ctx():
             for i in range(n):
                 job_id = f"{prefix}{i}"
                 jobbench.enqueue(
-                    f"{APP}.jobs.effect",
+                    f"{APP}.jobs.{method}",
                     queue=queue,
                     job_id=job_id,
                     path=self.effects_file,
