@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from ports import free_port
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MASTER_SERVICE = "jbmaster"
 
@@ -35,12 +37,6 @@ def require_tools(*names: str) -> None:
         if IN_CI:
             pytest.fail(f"{reason}; CI must run the Redis cluster-member tests (.ci/run)")
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _bindable(port: int) -> bool:

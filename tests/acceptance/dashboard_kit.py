@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 import jobbench
 from conftest import IN_CI, write_app  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
+from ports import free_port
 
 from .helpers import cli_env
 
@@ -100,12 +100,6 @@ def _requirements() -> None:
         if IN_CI:
             pytest.fail(f"{reason}; CI must run the browser tests (.ci/run installs chromium)")
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:

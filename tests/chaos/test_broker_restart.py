@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ import pytest
 import jobbench
 from jobbench.errors import BrokerUnavailable
 from jobbench.jobs.record import full_id
+from ports import free_port
 
 from .helpers import (
     APP,
@@ -41,18 +41,12 @@ WORKERS = 2
 DOWN_SECONDS = 2.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class RedisServer:
     """One ``redis-server`` the test starts, stops and starts again (same port and dir)."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ import jobbench as frappe
 from integration.scheduler_helpers import wait_until
 from jobbench.scheduler import scheduler as scheduler_module
 from jobbench.scheduler.scheduler import LAST_TICK_MARKER, LEASE, Scheduler, TickReport
+from ports import free_port
 
 from .conftest import JOB_TYPE, Compat
 
@@ -218,12 +218,6 @@ def test_scheduler_heartbeat_before_each_site() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _lease_free(fc: Compat) -> bool:
     """Whether no scheduler holds the lease (checked by taking it for a moment)."""
     broker = fc.broker()
@@ -263,7 +257,7 @@ def test_scheduler_heartbeat_redis_failure(fc: Compat) -> None:
             "a Redis outage; the SQLite broker is a local file with no outage to cause "
             "without mocks (a locked file only errors after a 30 s busy timeout)"
         )
-    fc.set_common(scheduler_tick_interval=1, redis_queue=f"redis://127.0.0.1:{_free_port()}/0")
+    fc.set_common(scheduler_tick_interval=1, redis_queue=f"redis://127.0.0.1:{free_port()}/0")
     proc = fc.start("schedule", "schedule")
     wait_until(lambda: "broker unavailable" in proc.output(), 30, "the warning")
     time.sleep(1.5)  # more ticks come and fail: still running

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from jobbench.sites import new_site  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
 from starlette.testclient import TestClient  # noqa: E402
+
+from ports import free_port  # noqa: E402
 
 PASSWORD = "correct horse battery"
 TOKEN = "t" * 40
@@ -106,12 +107,6 @@ def cli(bench: Bench, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- hosts and origins ----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -37,6 +36,7 @@ from jobbench.inspect import Inspector, metrics_text
 from jobbench.jobs import outbox
 from jobbench.jobs.record import full_id
 from jobbench.model.database import get_engine
+from ports import free_port
 
 from .jobs_helpers import REDIS_SERVER, _drop_redis_keys, wait_until
 
@@ -50,10 +50,7 @@ def append_line(path, tag):
 
 def free_port_url() -> str:
     """A Redis URL on a loopback port nothing listens on: connections are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+    return f"redis://127.0.0.1:{free_port()}/0"
 
 
 @pytest.fixture
