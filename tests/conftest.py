@@ -8,12 +8,14 @@ fails: CI must never pass by skipping the real thing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,6 +101,38 @@ def require_service(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{reason}; CI must test against it (.ci/run starts it)")
     pytest.skip(reason)
+
+
+def drop_bench_keys(url: str, bench_id: str) -> int:
+    """Delete one bench's keys (``jb:{<bench_id>}:*``) from the Redis database at ``url``; how
+    many. Never FLUSHDB: test runs side by side share the database, each under its own id."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def redis_test_broker(url: str) -> Iterator[Any]:
+    """A RedisBroker at ``url`` under a fresh bench id, its keys deleted afterwards (skips, or
+    fails under CI, when the test Redis does not answer)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS_SERVER)
+    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+    from jobbench.brokers.redis import RedisBroker
+
+    bench_id = uuid.uuid4().hex[:8]
+    broker = RedisBroker(url, bench_id)
+    try:
+        yield broker
+    finally:
+        drop_bench_keys(url, bench_id)
+        broker.close()
 
 
 def _server_url(kind: str) -> str:

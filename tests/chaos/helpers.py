@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import jobbench
-from conftest import redis_db  # tests/conftest.py
+from conftest import drop_bench_keys, redis_db  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker, Retention
 from jobbench.jobs.record import PENDING_STATUSES, JobRecord, full_id
@@ -178,15 +178,7 @@ def require_redis() -> None:
 
 def drop_redis_keys(url: str, bench_id: str) -> None:
     """Delete only this bench's keys (``jb:<bench_id>:*``); never FLUSHDB."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    drop_bench_keys(url, bench_id)
 
 
 def report_figures(figures: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import jobbench
-from conftest import redis_db, release_bench, require_service  # tests/conftest.py
+from conftest import drop_bench_keys, redis_db, release_bench, require_service  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker
 from jobbench.jobs.record import JobRecord, full_id
@@ -467,16 +467,8 @@ class Engine:
 
 
 def _drop_redis_keys(bench_id: str) -> int:
-    """Delete this bench's keys (``jb:<bench_id>:*``) from database 13. Not FLUSHDB: other runs
-    of these tests may share the database at the same time, each under its own bench id."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
-        return int(client.delete(*keys)) if keys else 0
-    finally:
-        client.close()
+    """Delete this bench's keys from the test database (conftest.drop_bench_keys)."""
+    return drop_bench_keys(REDIS_URL, bench_id)
 
 
 @pytest.fixture(name="engine", params=["sqlite", "redis"])

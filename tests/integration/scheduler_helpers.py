@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import jobbench
+from conftest import drop_bench_keys as drop_keys
 from conftest import redis_db, release_bench, require_service  # tests/conftest.py
 from jobbench.bench import Bench, init_bench
 from jobbench.brokers.base import Broker, Retention
@@ -367,17 +368,8 @@ class Sched:
 
 
 def drop_bench_keys(bench_id: str) -> None:
-    """Delete one bench's keys (``jb:<bench_id>:*``) from the test Redis database; other
-    benches' keys stay, so test runs side by side do not wipe each other."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    """Delete one bench's keys from the test Redis database (conftest.drop_bench_keys)."""
+    drop_keys(REDIS_URL, bench_id)
 
 
 @contextlib.contextmanager

@@ -4,12 +4,11 @@ no claimed job is ever dropped and none is claimed twice."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from conftest import REDIS_SERVER, redis_db, require_service
+from conftest import REDIS_SERVER, redis_db, redis_test_broker
 from jobbench.brokers.base import Retention, WorkerInfo
 from jobbench.jobs.record import JobRecord
 
@@ -18,23 +17,8 @@ URL = f"{REDIS_SERVER}/{redis_db(7)}"
 
 @pytest.fixture
 def broker() -> Iterator[object]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(REDIS_SERVER)
-    require_service("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
-    from jobbench.brokers.redis import RedisBroker
-
-    bench_id = uuid.uuid4().hex[:8]
-    broker = RedisBroker(URL, bench_id)
-    yield broker
-    import redis
-
-    client = redis.Redis.from_url(URL)
-    keys = list(client.scan_iter(match=f"jb:{{{bench_id}}}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    broker.close()
+    with redis_test_broker(URL) as broker:
+        yield broker
 
 
 def _job(n: int) -> JobRecord:
