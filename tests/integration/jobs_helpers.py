@@ -160,6 +160,13 @@ def wait_for_file(path, timeout=30):
     return "went"
 
 
+def touch_then_wait(mark, go, timeout=30):
+    """Leave a line in ``mark`` the moment it starts, then wait for the go signal."""
+    with open(mark, "a") as out:
+        out.write("started\\n")
+    wait_for_file(go, timeout)
+
+
 def wait_then_touch(go, done, timeout=30):
     """Wait for the go signal, then leave a file behind: the job ran to its end."""
     wait_for_file(go, timeout)

@@ -246,16 +246,18 @@ def test_a_run_of_async_jobs_is_claimed_in_batches_and_a_sync_job_behind_keeps_i
     assert starts[-1] == one.started_at and len(set(starts)) <= 33
 
 
-def _batch_behind_a_sync_job(engine: Engine) -> tuple[jobbench.Job, jobbench.Job, WorkerProc]:
+def _batch_behind_a_sync_job(
+    engine: Engine, behind_method: str = "wait_then_touch", **behind_kwargs: object
+) -> tuple[jobbench.Job, jobbench.Job, WorkerProc]:
     """40 async jobs in a row, then a sync job that waits for the file "go", then one that
-    waits for "go2" and leaves "done": the last two come in one batch, the second waiting
-    behind the first (asserted)."""
+    (by default) waits for "go2" and leaves "done": the last two come in one batch, the
+    second waiting behind the first (asserted)."""
     go = engine.file("go")
     for _ in range(40):
         enqueue(engine, jobs_path("async_where"), seconds=1)
     first = enqueue(engine, jobs_path("wait_for_file"), path=go, timeout=60)
-    done, go2 = engine.file("done"), engine.file("go2")
-    behind = enqueue(engine, jobs_path("wait_then_touch"), go=go2, done=done)
+    kwargs = behind_kwargs or {"go": engine.file("go2"), "done": engine.file("done")}
+    behind = enqueue(engine, jobs_path(behind_method), **kwargs)
     worker = engine.start_worker("default", extra=["--async-concurrency", "50"])
     engine.wait_status(first.id, "started")
     one, two = _records(engine, [first, behind])
@@ -278,6 +280,30 @@ def test_a_job_waiting_in_a_batch_goes_back_to_its_queue_when_the_executor_dies(
     Path(engine.file("go2")).write_text("go")
     record = engine.wait_status(behind.id, "finished", 15)
     assert Path(done).exists() and record.attempts == 2  # two claims, one run
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_a_job_that_waited_in_a_batch_and_started_is_not_requeued_when_killed(
+    engine: Engine,
+) -> None:
+    """Its start reaches the worker before it runs: killed the moment it starts, it ends
+    failed ("worker died"), as any running job, and is never run a second time."""
+    mark = engine.file("mark")
+    first, behind, worker = _batch_behind_a_sync_job(
+        engine, "touch_then_wait", mark=mark, go=engine.file("go2")
+    )
+    (executor,) = child_pids(worker.pid)
+    Path(engine.file("go")).write_text("go")
+    deadline = time.monotonic() + 15
+    while not Path(mark).exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(executor, signal.SIGKILL)
+    failed = engine.wait_status(behind.id, "failed", 10)
+    assert "worker died" in str(failed.exc_info)
+    assert first.refresh().status == "finished"
+    time.sleep(0.5)  # a requeued copy would have started by now
+    assert Path(mark).read_text() == "started\n", "it ran once"
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
 

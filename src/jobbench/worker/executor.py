@@ -403,6 +403,7 @@ def _run_inline(run: _Run, record: JobRecord, waited: bool = False) -> JobRecord
         if _not_to_start(run, record):
             return None
         run.teller.tell(_started(record))
+        run.teller.flush()  # before it runs: else a kill now would have it requeued, run twice
     outcome = run_one(record, run.bench, run.broker)
     order = run.order() if run.slots.has_room() else None
     following = _settle(

@@ -154,8 +154,8 @@ class Slots:
         """How many jobs of either kind can start now: the smaller free count; with sync
         jobs in the main thread, one (it runs a sync job itself, after claiming), unless the
         last ASYNC_STREAK jobs claimed were all async: then the free async slots. A sync job
-        in such a batch behind another waits for the main thread (its start is told to the
-        parent again when it begins: worker/executor.py, _run_inline)."""
+        in such a batch behind another waits for the main thread, told to the parent as
+        waiting until it starts (worker/executor.py, _tell_claimed)."""
         free_async = self.async_limit - self._count(ASYNC)
         if not self.threaded_sync:
             if free_async <= 0:
