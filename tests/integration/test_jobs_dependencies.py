@@ -71,6 +71,17 @@ def _task(engine: Engine, job_id: str) -> dict[str, Any]:
     return dict(rows[0])
 
 
+def _assert_canceled_for_its_dependency(engine: Engine, job_id: str) -> None:
+    task = _task(engine, job_id)
+    assert task["status"] == "Cancelled" and "its dependency" in (task["exception"] or ""), task
+
+
+def _first_and_mid(spans: str) -> None:
+    """A queued job "first" and a tracked job "mid" deferred on it."""
+    jobbench.enqueue(SPAN, path=spans, job_id="first", queue="long")
+    jobbench.enqueue(SPAN, path=spans, depends_on="first", job_id="mid", track_job=True)
+
+
 def _lines(path: str) -> list[tuple[str, str, str, float]]:
     if not Path(path).exists():
         return []
@@ -127,16 +138,14 @@ def test_a_chain_runs_in_order_and_a_failure_cancels_what_follows(
         late = jobbench.enqueue(SPAN, path=spans, depends_on="bad", track_job=True, job_id="late")
         assert late.status == "canceled"
     for job_id in ("tail", "late"):
-        task = _task(engine, job_id)
-        assert task["status"] == "Cancelled" and "its dependency" in (task["exception"] or ""), task
+        _assert_canceled_for_its_dependency(engine, job_id)
 
 
 def test_deleting_a_pending_dependency_cancels_its_dependents_and_their_tasks(
     engine: Engine, spans: str
 ) -> None:
     with engine.ctx():
-        jobbench.enqueue(SPAN, path=spans, job_id="first", queue="long")
-        jobbench.enqueue(SPAN, path=spans, depends_on="first", job_id="mid", track_job=True)
+        _first_and_mid(spans)
         jobbench.enqueue(SPAN, path=spans, depends_on="mid", job_id="last", track_job=True)
         assert _task(engine, "mid")["status"] == "Queued"
         assert jobbench.delete_job("first") is True
@@ -144,8 +153,20 @@ def test_deleting_a_pending_dependency_cancels_its_dependents_and_their_tasks(
     assert mid is not None and mid.exc_info == "canceled: its dependency 'first' was deleted"
     assert last is not None and last.exc_info == "canceled: its dependency 'mid' was canceled"
     for job_id in ("mid", "last"):
-        task = _task(engine, job_id)
-        assert task["status"] == "Cancelled" and "its dependency" in (task["exception"] or ""), task
+        _assert_canceled_for_its_dependency(engine, job_id)
+
+
+def test_purge_jobs_cancels_the_dependents_of_what_it_deletes_and_their_tasks(
+    engine: Engine, spans: str
+) -> None:
+    with engine.ctx():
+        _first_and_mid(spans)
+    purged = engine.cli("purge-jobs")
+    assert purged.returncode == 0, purged.stderr
+    assert engine.record("first") is None
+    mid = engine.record("mid")
+    assert mid is not None and mid.exc_info == "canceled: its dependency 'first' was deleted"
+    _assert_canceled_for_its_dependency(engine, "mid")
 
 
 def test_enqueue_refuses_what_it_cannot_do_and_enqueue_many_takes_both(

@@ -200,10 +200,15 @@ def purge_pending_jobs(
     inspector = _inspector(state)
     broker = inspector.broker
     if event is None and frequency is None:
+        from jobbench.jobs.tracking import sync_canceled_tasks
+
         scope: list[str | None] = [*sites] if sites else [None]
-        return sum(
+        count: int = sum(
             broker.purge(PURGED_STATUSES, queue, site) for site in progress(scope, "Purging")
         )
+        for site in sites or state.bench.list_sites():  # dependents the purge canceled
+            sync_canceled_tasks(broker, state.bench, site)
+        return count
     from jobbench.context import site_context
     from jobbench.inspect import scheduled_job_type
     from jobbench.jobs.tracking import delete_job_synced

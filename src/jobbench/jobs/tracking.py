@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobbench.context import SiteLocal, site_context
 from jobbench.errors import JobbenchError
-from jobbench.jobs.record import JobRecord, JobStatus
+from jobbench.jobs.record import JobRecord, JobStatus, full_id
 from jobbench.model import query
 
 if TYPE_CHECKING:
@@ -230,6 +230,23 @@ def delete_job_synced(broker: Broker, bench: Bench, job_id: str) -> bool:
         with contextlib.suppress(Exception):  # tracking never undoes the deletion
             sync_task(broker, bench, dependent, None)
     return True
+
+
+def sync_canceled_tasks(broker: Broker, bench: Bench, site: str) -> int:
+    """The site's Queued Background Tasks whose jobs the broker canceled without their task
+    hearing of it (a bulk purge cancels the dependents of the jobs it deletes, and drops the
+    registrations that would find them): set Cancelled with the reason. One broker read per
+    Queued task; how many were updated."""
+    with site_context(site, bench.path) as ctx:
+        rows = ctx.db.get_all(DOCTYPE, filters={"status": "Queued"}, fields=["name", "job_id"])
+    updated = 0
+    for row in rows:
+        record = broker.get(full_id(site, str(row["job_id"]))) if row["job_id"] else None
+        canceled = record is not None and record.status == JobStatus.CANCELED
+        if canceled and record is not None and record.task_id == row["name"]:
+            _update(bench, record, record.exc_info or "")
+            updated += 1
+    return updated
 
 
 _CANCELS_DEPENDENTS = frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
