@@ -242,8 +242,11 @@ def sync_canceled_tasks(broker: Broker, bench: Bench, site: str) -> int:
     updated = 0
     for row in rows:
         record = broker.get(full_id(site, str(row["job_id"]))) if row["job_id"] else None
-        canceled = record is not None and record.status == JobStatus.CANCELED
-        if canceled and record is not None and record.task_id == row["name"]:
+        if (
+            record is not None
+            and record.status == JobStatus.CANCELED
+            and record.task_id == row["name"]
+        ):
             _update(bench, record, record.exc_info or "")
             updated += 1
     return updated

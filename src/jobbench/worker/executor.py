@@ -383,7 +383,7 @@ def _tell_claimed(run: _Run, ready: list[JobRecord]) -> set[str]:
         inline = run.slots.runs_inline(run.slots.kind_of(record))
         if inline and inline_ahead:
             waiting.add(record.id)
-            lines.append(["W", record.id, [record.timeout, record.method, record.queue]])
+            lines.append(["W", record.id, record.queue])
         else:
             lines.append(_started(record))
         inline_ahead = inline_ahead or inline

@@ -69,6 +69,10 @@ class SlotStop(StopJob):
         super().__init__(*(args or ("stopped on request",)))
 
 
+def _timeout_message(record: JobRecord) -> str:
+    return f"Job exceeded its timeout of {record.timeout} s (soft stop)"
+
+
 def raise_in_thread(ident: int, exc_type: type[BaseException], message: str) -> bool:
     _messages[ident] = message
     done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
@@ -231,7 +235,7 @@ class Slots:
         slot.ident = threading.get_ident()
         outcome: Outcome | None = None
         try:
-            message = f"Job exceeded its timeout of {slot.record.timeout} s (soft stop)"
+            message = _timeout_message(slot.record)
             aio.soft_deadline(deadline if slot.kind == ASYNC else None, message)
             outcome = self._run(slot.record)
         except StopJob:
@@ -248,7 +252,7 @@ class Slots:
         slot.ident, slot.task = threading.get_ident(), asyncio.current_task()
         timer = None
         if deadline is not None and slot.task is not None:
-            message = f"Job exceeded its timeout of {slot.record.timeout} s (soft stop)"
+            message = _timeout_message(slot.record)
             delay = max(0.0, deadline - time.monotonic())
             timeout = JobTimeoutException(message)
             timer = self._shared.loop.call_later(delay, aio.cancel_with, slot.task, timeout)
@@ -295,7 +299,7 @@ class Slots:
                 continue
             if now >= slot.soft_deadline and slot.ident is not None:
                 slot.alarmed = True
-                message = f"Job exceeded its timeout of {slot.record.timeout} s (soft stop)"
+                message = _timeout_message(slot.record)
                 raise_in_thread(slot.ident, SlotTimeout, message)
             elif upcoming is None or slot.soft_deadline < upcoming:
                 upcoming = slot.soft_deadline

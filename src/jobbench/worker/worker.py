@@ -240,7 +240,7 @@ class Worker:
                     if kind == "S":
                         self._job_started(job_id, extra)
                     elif kind == "W":
-                        self._waiting[job_id] = str(extra[2])
+                        self._waiting[job_id] = str(extra)  # its queue
                     else:
                         self._job_ended(job_id, extra)
 
@@ -353,17 +353,12 @@ class Worker:
     def _requeue_waiting(self) -> None:
         """Jobs the dead executor claimed in a batch and never started (they waited behind a
         sync job of its own): back to the head of their queues, the reason recorded."""
-        from jobbench.jobs.tracking import sync_task
-
         reason = (
             "interrupted: the executor that claimed this job in a batch ended before it "
             "started it; it was put back at the head of its queue"
         )
         for job_id, queue in list(self._waiting.items()):
-            if self.broker.interrupt(job_id, self.name, reason):
-                sync_task(self.broker, self.bench, job_id, reason)
-            self._waiting.pop(job_id, None)
-            self.log(f"{queue}: {job_id} requeued: {reason}", WARN)
+            self._requeue(job_id, queue, reason)
 
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job
@@ -451,16 +446,23 @@ class Worker:
     def _interrupted(self, job_id: str, queue: str, killed: list[Running]) -> None:
         """A job cut off by the kill meant for ``killed``: requeued at the head of its queue,
         the reason recorded; it runs again from the start."""
-        from jobbench.jobs.tracking import sync_task
-
-        self._running.pop(job_id, None)
         why = ", ".join(f"{r.method} ({r.job_id})" for r in killed) or "another job"
         reason = (
             f"interrupted: the worker killed its executor to stop {why}; this job was "
             "running beside it and was put back at the head of its queue to run again"
         )
+        self._requeue(job_id, queue, reason)
+
+    def _requeue(self, job_id: str, queue: str, reason: str) -> None:
+        """Back to the head of its queue with ``reason`` (broker.interrupt), its Background
+        Task following; forgotten as running here, and as waiting once the broker took it
+        (an outage leaves it waiting, for the next settling pass)."""
+        from jobbench.jobs.tracking import sync_task
+
+        self._running.pop(job_id, None)
         if self.broker.interrupt(job_id, self.name, reason):
             sync_task(self.broker, self.bench, job_id, reason)
+        self._waiting.pop(job_id, None)
         self.log(f"{queue}: {job_id} requeued: {reason}", WARN)
 
     # -- stop requests, heartbeat, housekeeping -----------------------------------------------
