@@ -381,3 +381,26 @@ def test_an_async_jobs_success_is_recorded_while_the_main_thread_runs_a_sync_job
         Path(go).write_text("go")
     assert worker.wait(30) == 0
     assert sync_job.refresh().status == "finished"
+
+
+def test_an_async_job_behind_a_sync_job_in_a_batch_starts_at_once(engine: Engine) -> None:
+    """The async jobs of a batch start before its sync ones: one behind a sync job that runs
+    long neither waits for it nor (its deadline running) gets the executor hard-killed."""
+    go = engine.file("go")
+    for _ in range(40):
+        enqueue(engine, jobs_path("async_where"), seconds=0.5)
+    first = enqueue(engine, jobs_path("wait_for_file"), path=go, timeout=60)
+    behind = enqueue(engine, jobs_path("async_where"), seconds=0.1, timeout=1)
+    worker = engine.start_worker("default", extra=["--async-concurrency", "50"])
+    try:
+        engine.wait_status(first.id, "started")
+        one, two = _records(engine, [first, behind])
+        assert one.started_at == two.started_at, "not one batch"
+        assert engine.wait_status(behind.id, ("finished", "failed"), 10).status == "finished"
+        time.sleep(1 + 3.5)  # past the async job's timeout + the hard grace
+        assert first.refresh().status == "started", "the sync job was cut off"
+    finally:
+        Path(go).write_text("go")
+    assert engine.wait_status(first.id, ("finished", "failed"), 15).status == "finished"
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0

@@ -359,6 +359,7 @@ def _loop(run: _Run) -> None:
                 break
             if not ready:
                 continue
+            ready = _async_first(run, ready)
             waiting = _tell_claimed(run, ready)
         record = ready.pop(0)
         kind = run.slots.kind_of(record)
@@ -369,6 +370,16 @@ def _loop(run: _Run) -> None:
         following = _run_inline(run, record, record.id in waiting)
         if following is not None:
             ready.insert(0, following)
+
+
+def _async_first(run: _Run, ready: list[JobRecord]) -> list[JobRecord]:
+    """A batch's jobs to start in the slots first, then those the main thread runs in turn
+    (each kind in claim order): an async job must not wait behind a sync job of its batch,
+    its start told and its deadline running."""
+    inline = [run.slots.runs_inline(run.slots.kind_of(r)) for r in ready]
+    if not any(inline) or all(inline):
+        return ready
+    return [r for r, i in zip(ready, inline) if not i] + [r for r, i in zip(ready, inline) if i]
 
 
 def _tell_claimed(run: _Run, ready: list[JobRecord]) -> set[str]:
