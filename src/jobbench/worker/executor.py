@@ -376,10 +376,10 @@ def _async_first(run: _Run, ready: list[JobRecord]) -> list[JobRecord]:
     """A batch's jobs to start in the slots first, then those the main thread runs in turn
     (each kind in claim order): an async job must not wait behind a sync job of its batch,
     its start told and its deadline running."""
-    inline = [run.slots.runs_inline(run.slots.kind_of(r)) for r in ready]
-    if not any(inline) or all(inline):
+    inline = {r.id for r in ready if run.slots.runs_inline(run.slots.kind_of(r))}
+    if not inline or len(inline) == len(ready):
         return ready
-    return [r for r, i in zip(ready, inline) if not i] + [r for r, i in zip(ready, inline) if i]
+    return [r for r in ready if r.id not in inline] + [r for r in ready if r.id in inline]
 
 
 def _tell_claimed(run: _Run, ready: list[JobRecord]) -> set[str]:
