@@ -4,10 +4,11 @@ one step, with claim's promises: priority order, at_front, concurrency keys, the
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
-from jobbench.brokers.base import Broker
-from jobbench.jobs.record import JobStatus
+from jobbench.brokers.base import HELD_REQUEUED, Broker
+from jobbench.jobs.record import JobRecord, JobStatus
 
 from .helpers import KEEP, QUEUE, SITE, enqueued, rec
 
@@ -97,3 +98,65 @@ def test_threads_claiming_in_batches_get_every_job_once(broker: Broker) -> None:
     assert len(seen) == 300 and set(seen.values()) == {1}
     # every consumer recorded its last batch before it found the queue empty
     assert broker.counters()[(SITE, QUEUE, "finished")] == 300
+
+
+# -- held jobs: claimed in a batch, waiting for the worker's main thread --------------------
+def _held_batch(broker: Broker) -> list[JobRecord]:
+    """s1, a1, s2, a2, s3 claimed with a1, a2's method in ``hold``: s2 and s3 are held."""
+    for name in ("s1", "a1", "s2", "a2", "s3"):
+        method = "tapp.tasks.aio" if name.startswith("a") else "tapp.tasks.work"
+        enqueued(broker, name, method=method)
+    return broker.settle_and_claim([], "w1", KEEP, [QUEUE], 5, {"tapp.tasks.aio"})
+
+
+def test_a_batch_holds_the_jobs_behind_its_first_one_not_in_hold(broker: Broker) -> None:
+    got = _held_batch(broker)
+    assert [(j.job_id, j.held) for j in got] == [
+        ("s1", 0),
+        ("a1", 0),
+        ("s2", 1),
+        ("a2", 0),
+        ("s3", 1),
+    ]
+    stored = broker.get(got[2].id)
+    assert stored is not None and (stored.status, stored.held) == (JobStatus.STARTED, 1)
+    enqueued(broker, "s4")
+    enqueued(broker, "s5")
+    plain = broker.settle_and_claim([], "w1", KEEP, [QUEUE], 2)
+    assert [j.held for j in plain] == [0, 0], "without hold nothing is held"
+
+
+def test_begin_starts_a_held_job_now_and_refuses_one_not_ours_or_to_stop(broker: Broker) -> None:
+    got = _held_batch(broker)
+    s2, s3 = got[2], got[4]
+    assert broker.begin(s2.id, "w2") == "gone"
+    time.sleep(0.01)
+    assert broker.begin(s2.id, "w1") == "run"
+    began = broker.get(s2.id)
+    assert began is not None and began.held == 0 and began.started_at > s2.started_at  # type: ignore[operator]
+    assert broker.request_stop(s3.id, KEEP) == JobStatus.STARTED
+    assert broker.begin(s3.id, "w1") == "stop"
+    still = broker.get(s3.id)
+    assert still is not None and (still.status, still.held) == (JobStatus.STARTED, 1)
+
+
+def test_reap_puts_a_dead_workers_held_jobs_back_at_the_head_and_fails_the_rest(
+    broker: Broker,
+) -> None:
+    got = _held_batch(broker)
+    broker.begin(got[2].id, "w1")  # s2 began: it counts as running
+    enqueued(broker, "next")
+    reaped = broker.reap(KEEP, now=time.time() + 3600)
+    assert sorted(reaped) == sorted(j.id for j in got)
+    statuses = {j.job_id: broker.get(j.id) for j in got}
+    assert {k: r.status for k, r in statuses.items() if r} == {
+        "s1": JobStatus.FAILED,
+        "a1": JobStatus.FAILED,
+        "s2": JobStatus.FAILED,
+        "a2": JobStatus.FAILED,
+        "s3": JobStatus.QUEUED,
+    }
+    s3 = statuses["s3"]
+    assert s3 is not None and s3.exc_info == HELD_REQUEUED and s3.held == 0 and s3.worker is None
+    (first,) = broker.settle_and_claim([], "w2", KEEP, [QUEUE], 1)
+    assert first.job_id == "s3" and first.attempts == 2, "back at the head of its queue"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import jobbench
+from jobbench.brokers.base import HELD_REQUEUED, Retention
 from jobbench.jobs.record import JobRecord
 
 from .jobs_helpers import (
@@ -241,9 +242,10 @@ def test_a_run_of_async_jobs_is_claimed_in_batches_and_a_sync_job_behind_keeps_i
     one, two = _records(engine, [first, second])
     assert one.status == "finished", one.exc_info
     assert two.status == "finished", two.exc_info
-    assert one.started_at == two.started_at, "the two sync jobs came in one batch"
     starts = [r.started_at for r in _records(engine, waiting)]
-    assert starts[-1] == one.started_at and len(set(starts)) <= 33
+    assert starts[-1] == one.started_at and len(set(starts)) <= 33, "not claimed in a batch"
+    # the second's started_at is its real start (Broker.begin), after the first ran
+    assert (two.started_at or 0.0) >= (one.started_at or 0.0) + 4.5
 
 
 def _batch_behind_a_sync_job(
@@ -262,6 +264,7 @@ def _batch_behind_a_sync_job(
     engine.wait_status(first.id, "started")
     one, two = _records(engine, [first, behind])
     assert two.status == "started" and one.started_at == two.started_at, "not one batch"
+    assert (one.held, two.held) == (0, 1), "the broker holds the waiting job"
     return first, behind, worker
 
 
@@ -280,6 +283,53 @@ def test_a_job_waiting_in_a_batch_goes_back_to_its_queue_when_the_executor_dies(
     Path(engine.file("go2")).write_text("go")
     record = engine.wait_status(behind.id, "finished", 15)
     assert Path(done).exists() and record.attempts == 2  # two claims, one run
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+
+def test_a_job_waiting_in_a_batch_goes_back_to_its_queue_when_the_whole_worker_dies(
+    engine: Engine,
+) -> None:
+    """Supervisor SIGKILLed (its executor dies with it): another worker's reaper fails the
+    job that ran, and puts the held one, which never ran, back at the head of its queue."""
+    first, behind, worker = _batch_behind_a_sync_job(engine)
+    (executor,) = child_pids(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    broker = engine.broker()
+    wait_until(lambda: _gone(executor), 10, "the executor to die with its parent")
+    reaped = broker.reap(Retention(), now=time.time() + 3600)  # as if the heartbeat lapsed
+    assert {first.record.id, behind.record.id} <= set(reaped)  # (async jobs may run too)
+    assert "worker died" in str(_records(engine, [first])[0].exc_info)
+    requeued = engine.record(behind.id)
+    assert requeued is not None and requeued.status == "queued", requeued
+    assert str(requeued.exc_info) == HELD_REQUEUED and requeued.held == 0
+    Path(engine.file("go2")).write_text("go")
+    again = engine.start_worker("default", burst=True)
+    assert again.wait(30) == 0
+    record = engine.wait_status(behind.id, "finished", 15)
+    assert Path(engine.file("done")).exists() and record.attempts == 2  # two claims, one run
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_job_that_waited_in_a_batch_begins_when_it_starts(engine: Engine) -> None:
+    """Its start reaches the broker: no longer held, ``started_at`` its real start."""
+    first, behind, worker = _batch_behind_a_sync_job(engine)
+    claimed_at = _records(engine, [behind])[0].started_at
+    time.sleep(0.3)
+    Path(engine.file("go")).write_text("go")
+    wait_until(lambda: (r := engine.record(behind.id)) and r.held == 0, 10, "its begin")
+    began = _records(engine, [behind])[0]
+    assert began.status == "started" and began.started_at >= claimed_at + 0.3  # type: ignore[operator]
+    Path(engine.file("go2")).write_text("go")
+    assert engine.wait_status(behind.id, "finished", 15)
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
 

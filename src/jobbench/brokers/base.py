@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
@@ -90,6 +90,11 @@ class Retention:
     failed_limit: int = 1000
 
 
+# A held job (settle_and_claim) of a worker whose heartbeat expired: it never ran.
+HELD_REQUEUED = (
+    "interrupted: its worker died after claiming it in a batch and before starting it; it was "
+    "put back at the head of its queue"
+)
 ONCE_TTL = 7 * 24 * 3600.0  # how long a once_key (a scheduler slot identity) is remembered
 
 # Upper bounds (seconds) of the job-duration histogram's buckets; a last +Inf bucket is implied.
@@ -235,10 +240,17 @@ class Broker(ABC):
         keep: Retention,
         queues: Sequence[str],
         limit: int,
+        hold: Collection[str] | None = None,
     ) -> list[JobRecord]:
         """``finish(job_id, worker, result, keep)`` for each ``(job_id, result)``, then claim up
         to ``limit`` jobs (``timeout=0``), each step with its own promises; the claimed jobs
         come in claim order: priority order of ``queues``, each queue's head first.
+
+        With ``hold`` (the methods the worker starts at once: its async ones), a claimed job of
+        any other method behind one such job of this batch is *held*: ``started`` by the worker
+        with ``held`` = 1, waiting for the worker to ``begin`` it. A reaper puts a held job of a
+        dead worker back at the head of its queue (it never ran), where it fails a running one.
+        (This generic form holds nothing; both brokers of the project override it.)
 
         A worker running several jobs at once: brokers record a batch of outcomes and take the
         next batch of jobs in one round trip where they can."""
@@ -251,6 +263,17 @@ class Broker(ABC):
                 break
             claimed.append(record)
         return claimed
+
+    def begin(self, job_id: str, worker: str) -> str:
+        """A job ``worker`` claimed (held or not) starts now: ``held`` cleared, ``started_at``
+        now. Returns "run"; "stop" when a stop was asked for meanwhile (the job is left as it
+        is: the caller ends it stopped, unrun); "gone" when it is no longer ``started`` by
+        ``worker`` (say a reaper took it). Atomic in the brokers of the project; this generic
+        form only reads."""
+        record = self.get(job_id)
+        if record is None or record.status != "started" or record.worker != worker:
+            return "gone"
+        return "stop" if record.stop_requested else "run"
 
     @abstractmethod
     def fail(

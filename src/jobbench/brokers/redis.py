@@ -66,7 +66,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -75,6 +75,7 @@ from redis.commands.core import Script
 
 from jobbench.brokers.base import (
     DURATION_BUCKETS,
+    HELD_REQUEUED,
     TIMELINE_KEEP,
     Broker,
     DurationHistogram,
@@ -237,13 +238,14 @@ class RedisBroker(Broker):
         keep: Retention,
         queues: Sequence[str],
         limit: int,
+        hold: Collection[str] | None = None,
     ) -> list[JobRecord]:
         """One script (lua/finish_claim.lua): one round trip, one atomic step. A server that
         lost its scripts gets it loaded again by the call (it never ran half of it)."""
         limit = limit if queues else 0
         if not finished and limit <= 0:
             return []
-        args = finish_claim_args(finished, worker, keep, queues, limit)
+        args = finish_claim_args(finished, worker, keep, queues, limit, hold)
         reply = self._run("finish_claim", *args)
         return (
             [JobRecord.from_flat_bytes(flat) for flat in reply] if isinstance(reply, list) else []
@@ -354,6 +356,9 @@ class RedisBroker(Broker):
     def run_now(self, job_id: str) -> bool:
         return bool(self._run("run_now", job_id))
 
+    def begin(self, job_id: str, worker: str) -> str:
+        return str(self._run("begin", job_id, worker, time.time()).decode())
+
     def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
         return bool(self._run("interrupt", job_id, worker or "", reason))
 
@@ -400,7 +405,14 @@ class RedisBroker(Broker):
         real_now = time.time()
         expires = real_now + keep.failure_ttl
         settled = self._run(
-            "reap", at, WORKER_DIED, real_now, expires, ms(expires), keep.failed_limit
+            "reap",
+            at,
+            WORKER_DIED,
+            real_now,
+            expires,
+            ms(expires),
+            keep.failed_limit,
+            HELD_REQUEUED,
         )
         return [job_id.decode() for job_id in settled]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import fields
 from functools import cache
 from importlib import resources
@@ -134,6 +134,7 @@ def finish_claim_args(
     keep: Retention,
     queues: Sequence[str],
     limit: int,
+    hold: Collection[str] | None = None,
 ) -> tuple[Any, ...]:
     """ARGV (after the prefix) of lua/finish_claim.lua."""
     now = time.time()
@@ -141,7 +142,8 @@ def finish_claim_args(
     args: list[Any] = [worker, now, expires, ms(expires), limit, len(finished)]
     for job_id, result in finished:
         args += [job_id, int(result is not None), b"" if result is None else result]
-    return (*args, *queues)
+    held: list[Any] = [""] if hold is None else [len(hold), *hold]
+    return (*args, *held, *queues)
 
 
 # -- records from replies -----------------------------------------------------------------------

@@ -23,10 +23,17 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from jobbench.brokers.base import TIMELINE_KEEP, Broker, EnqueueItem, Retention, WorkerInfo
+from jobbench.brokers.base import (
+    HELD_REQUEUED,
+    TIMELINE_KEEP,
+    Broker,
+    EnqueueItem,
+    Retention,
+    WorkerInfo,
+)
 from jobbench.brokers.sqlite_limits import admit_or_park, deleted, forget, resolve, unpark
 from jobbench.brokers.sqlite_reads import SQLiteReads
 from jobbench.brokers.sqlite_store import (
@@ -131,7 +138,7 @@ class SQLiteBroker(SQLiteReads, Broker):
             while True:
                 row = conn.execute(
                     f"UPDATE jobs SET status = 'started', worker = ?, started_at = ?, "
-                    f"attempts = attempts + 1, pos = NULL, stop_requested = 0 WHERE id = "
+                    f"attempts = attempts + 1, pos = NULL, stop_requested = 0, held = 0 WHERE id = "
                     f"(SELECT id FROM jobs WHERE queue = ? AND status = 'queued' AND pos IS NOT "
                     f"NULL ORDER BY pos LIMIT 1) RETURNING {', '.join(COLUMNS)}",
                     (worker, now, queue),
@@ -170,6 +177,7 @@ class SQLiteBroker(SQLiteReads, Broker):
         keep: Retention,
         queues: Sequence[str],
         limit: int,
+        hold: Collection[str] | None = None,
     ) -> list[JobRecord]:
         """All of it in one transaction."""
         claimed: list[JobRecord] = []
@@ -178,11 +186,16 @@ class SQLiteBroker(SQLiteReads, Broker):
         with self._tx() as conn:
             for job_id, result in finished:
                 finish_in(conn, job_id, worker, result, keep)
-            now = time.time()
+            now, inline_taken = time.time(), False
             while queues and len(claimed) < limit:
                 record = self._claim_in(conn, queues, worker, now)
                 if record is None:
                     break
+                if hold is not None and record.method not in hold:
+                    if inline_taken:  # it waits behind the one taken before
+                        conn.execute("UPDATE jobs SET held = 1 WHERE id = ?", (record.id,))
+                        record.held = 1
+                    inline_taken = True
                 claimed.append(record)
         if claimed:  # (as claim: more may wait at the version it last found nothing at)
             self._last_claimed, self._seen_version = time.monotonic(), None
@@ -260,22 +273,25 @@ class SQLiteBroker(SQLiteReads, Broker):
             resolve(conn, job_id, JobStatus.STOPPED, now + keep.failure_ttl)
             return True
 
-    def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
-        match = "id = ? AND status = 'started'" + (" AND worker = ?" if worker else "")
-        args: tuple[Any, ...] = (job_id, worker) if worker else (job_id,)
+    def begin(self, job_id: str, worker: str) -> str:
         with self._tx() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = 'queued', worker = NULL, started_at = NULL, "
-                "exc_info = ?, stop_requested = 0, pos = (SELECT COALESCE(MIN(q.pos) - 1, 0) "
-                f"FROM jobs AS q WHERE q.queue = jobs.queue AND q.status = 'queued') WHERE {match} "
-                "RETURNING concurrency_key",
-                (reason, *args),
-            )
-            row = cur.fetchone()
+            row = conn.execute(
+                "SELECT stop_requested FROM jobs WHERE id = ? AND status = 'started' AND "
+                "worker = ?",
+                (job_id, worker),
+            ).fetchone()
             if row is None:
-                return False
-            unpark(conn, row[0])
-            return True
+                return "gone"
+            if row[0]:
+                return "stop"
+            conn.execute(
+                "UPDATE jobs SET held = 0, started_at = ? WHERE id = ?", (time.time(), job_id)
+            )
+            return "run"
+
+    def interrupt(self, job_id: str, worker: str | None, reason: str) -> bool:
+        with self._tx() as conn:
+            return _interrupt_in(conn, job_id, worker, reason)
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, job_id: str, keep: Retention) -> str | None:
@@ -382,12 +398,15 @@ class SQLiteBroker(SQLiteReads, Broker):
         now = time.time() if now is None else now
         with self._tx() as conn:
             rows = conn.execute(
-                "SELECT id, worker FROM jobs WHERE status = 'started' AND (worker IS NULL OR "
+                "SELECT id, worker, held FROM jobs WHERE status = 'started' AND (worker IS NULL OR "
                 "worker NOT IN (SELECT name FROM workers WHERE expires_at > ?))",
                 (now,),
             ).fetchall()
-            for job_id, worker in rows:
-                self._fail(conn, job_id, worker, WORKER_DIED, keep, retry_at=now)
+            for job_id, worker, held in rows:
+                if held:  # it never ran: back to its queue
+                    _interrupt_in(conn, job_id, worker, HELD_REQUEUED)
+                else:
+                    self._fail(conn, job_id, worker, WORKER_DIED, keep, retry_at=now)
             conn.execute("DELETE FROM workers WHERE expires_at <= ?", (now,))
         return [r[0] for r in rows]
 
@@ -402,3 +421,21 @@ class SQLiteBroker(SQLiteReads, Broker):
             conn.execute("DELETE FROM timeline WHERE minute < ?", ((now - TIMELINE_KEEP) // 60,))
             forget(conn, now)
             return conn.execute("DELETE FROM jobs WHERE expires_at <= ?", (now,)).rowcount
+
+
+def _interrupt_in(conn: sqlite3.Connection, job_id: str, worker: str | None, reason: str) -> bool:
+    """``interrupt`` in the caller's transaction."""
+    match = "id = ? AND status = 'started'" + (" AND worker = ?" if worker else "")
+    args: tuple[Any, ...] = (job_id, worker) if worker else (job_id,)
+    cur = conn.execute(
+        "UPDATE jobs SET status = 'queued', worker = NULL, started_at = NULL, held = 0, "
+        "exc_info = ?, stop_requested = 0, pos = (SELECT COALESCE(MIN(q.pos) - 1, 0) "
+        f"FROM jobs AS q WHERE q.queue = jobs.queue AND q.status = 'queued') WHERE {match} "
+        "RETURNING concurrency_key",
+        (reason, *args),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return False
+    unpark(conn, row[0])
+    return True

@@ -111,6 +111,9 @@ class JobRecord:
     # OpenTelemetry: the W3C trace context of the enqueue's span, as JSON (jobs/otel.py). Not
     # signed: it decides nothing about what runs, it only parents the execution's span.
     trace_context: str | None = None
+    # 1 while the job is claimed in a batch but not begun: it waits behind a sync job of its
+    # worker's (Broker.begin). A dead worker's held job goes back to its queue, never failed.
+    held: int = 0
 
     @property
     def dependencies(self) -> list[str]:
@@ -158,6 +161,7 @@ _INTS = {
     "stop_requested",
     "allow_dependency_failure",
     "concurrency_limit",
+    "held",
 }
 _BYTES = {"payload", "result"}
 

@@ -155,7 +155,12 @@ def _back_off() -> None:
 
 
 def _claim(
-    broker: Broker, order: list[str], worker: str, wait: float, limit: int = 1
+    broker: Broker,
+    order: list[str],
+    worker: str,
+    wait: float,
+    limit: int = 1,
+    hold: set[str] | None = None,
 ) -> list[JobRecord]:
     """Claim up to ``limit`` jobs (waiting up to ``wait`` for the first one when ``limit`` is
     1), riding out a broker outage with a backoff (0.5 s doubling to 10 s) instead of dying
@@ -172,7 +177,7 @@ def _claim(
                 _outage["pause"] = 0.0
                 return orphans
         if limit > 1:
-            claimed = broker.settle_and_claim([], worker, _KEEP_UNUSED, order, limit)
+            claimed = broker.settle_and_claim([], worker, _KEEP_UNUSED, order, limit, hold)
         else:
             record = broker.claim(order, worker, wait)
             claimed = [] if record is None else [record]
@@ -334,11 +339,12 @@ def _claim_next(run: _Run) -> list[JobRecord]:
 def _record_batch(run: _Run, done: list[tuple[JobRecord, Outcome]], room: int) -> list[JobRecord]:
     """Thread jobs' successes and the next claim of up to ``room`` jobs: one round trip."""
     worker, finished = run.cfg.worker_name, [(r.id, o.result) for r, o in done]
+    hold = run.slots.hold() if room > 1 else None
     try:
         if not finished:
-            return _claim(run.broker, run.order(), worker, 0.0, room)
+            return _claim(run.broker, run.order(), worker, 0.0, room, hold)
         order = run.order() if room > 0 else []
-        claimed = run.broker.settle_and_claim(finished, worker, run.keep, order, room)
+        claimed = run.broker.settle_and_claim(finished, worker, run.keep, order, room, hold)
     except BrokerError:  # a next batch the lost reply claimed is taken back by _claim
         for record, outcome in done:
             _finish_after_outage(run.broker, record, worker, outcome, run.keep)
@@ -364,10 +370,12 @@ def _loop(run: _Run) -> None:
         record = ready.pop(0)
         kind = run.slots.kind_of(record)
         run.slots.note(kind)
+        if record.id in waiting and not _begin_waited(run, record):
+            continue
         if not run.slots.runs_inline(kind):
             run.slots.start(record, kind)
             continue
-        following = _run_inline(run, record, record.id in waiting)
+        following = _run_inline(run, record)
         if following is not None:
             ready.insert(0, following)
 
@@ -392,7 +400,7 @@ def _tell_claimed(run: _Run, ready: list[JobRecord]) -> set[str]:
     inline_ahead = False
     for record in ready:
         inline = run.slots.runs_inline(run.slots.kind_of(record))
-        if inline and inline_ahead:
+        if inline and inline_ahead or record.held:  # (held: the broker holds it as waiting)
             waiting.add(record.id)
             lines.append(["W", record.id, record.queue])
         else:
@@ -404,17 +412,21 @@ def _tell_claimed(run: _Run, ready: list[JobRecord]) -> set[str]:
     return waiting
 
 
-def _run_inline(run: _Run, record: JobRecord, waited: bool = False) -> JobRecord | None:
+def _begin_waited(run: _Run, record: JobRecord) -> bool:
+    """A job that waited in its batch starts now, unless it is no longer to run
+    (_not_to_start): the broker begins it (its ``started_at`` now, no longer held) and the
+    parent is told of its start (its deadlines run from now). Returns whether it is to run."""
+    if _not_to_start(run, record):
+        return False
+    run.teller.tell(_started(record))
+    run.teller.flush()  # before it runs: else a kill now would have it requeued, run twice
+    return True
+
+
+def _run_inline(run: _Run, record: JobRecord) -> JobRecord | None:
     """A sync job in the main thread; after a success the next job is claimed in the same
-    round trip (when there is room for it) and told to the parent. One that ``waited`` is
-    told as started now (its deadlines run from now; its record's ``started_at`` keeps the
-    claim instant), unless it is no longer to run (_not_to_start)."""
+    round trip (when there is room for it) and told to the parent."""
     _record_released(run)  # the job may take long: job threads record their own meanwhile
-    if waited:
-        if _not_to_start(run, record):
-            return None
-        run.teller.tell(_started(record))
-        run.teller.flush()  # before it runs: else a kill now would have it requeued, run twice
     outcome = run_one(record, run.bench, run.broker)
     order = run.order() if run.slots.has_room() else None
     following = _settle(
@@ -429,15 +441,19 @@ def _run_inline(run: _Run, record: JobRecord, waited: bool = False) -> JobRecord
 
 def _not_to_start(run: _Run, record: JobRecord) -> bool:
     """For a job that waited in its batch: during a cold shutdown leave it (the parent puts
-    it back in its queue when we exit); one a stop was asked for meanwhile (``jobs stop``,
-    which the parent passes on only for running jobs) ends stopped, unrun."""
+    it back in its queue when we exit); one no longer ours (a reaper took it) is left alone;
+    one a stop was asked for meanwhile (``jobs stop``, which the parent passes on only for
+    running jobs) ends stopped, unrun. Else the broker begins it."""
     if _State.stop_all:
         return True
-    current = None
-    with contextlib.suppress(BrokerError):  # unknown: it runs
-        current = run.broker.get(record.id)
-    if current is None or not current.stop_requested:
-        return False
+    while True:
+        try:
+            verdict = run.broker.begin(record.id, run.cfg.worker_name)
+            break
+        except BrokerError:  # it stays held: if we die now it goes back to its queue, unrun
+            _back_off()
+    if verdict != "stop":
+        return verdict == "gone"
     outcome = Outcome("stopped", exc_info="stopped on request before it started")
     _settle(run.broker, run.bench, run.cfg.worker_name, record, outcome, run.keep, None)
     run.teller.tell(_started(record), _ended(record, outcome))

@@ -68,7 +68,9 @@ def close_scheduled_log(broker: Broker, bench: Bench, job_id: str, reason: str |
     from jobbench.scheduler.run import RUN_METHOD, fail_open_logs
 
     record = broker.get(job_id)
-    if record is None or record.method != RUN_METHOD or record.status == JobStatus.SCHEDULED:
+    if record is None or record.method != RUN_METHOD:
+        return
+    if record.status in (JobStatus.SCHEDULED, JobStatus.QUEUED):  # retried, or never ran
         return
     job_type = _job_type(bench, record)
     if job_type is None:

@@ -142,6 +142,14 @@ class Slots:
             self._kinds[key] = kind
         return kind
 
+    def hold(self) -> set[str] | None:
+        """For a batch claim (Broker.settle_and_claim): the methods that start at once here,
+        so the broker holds the jobs that wait for the main thread; None when no job waits
+        for it (job threads run the sync jobs)."""
+        if self.threaded_sync:
+            return None
+        return {method for (_site, method), kind in self._kinds.items() if kind == ASYNC}
+
     def _count(self, kind: str) -> int:
         return sum(1 for s in self.running.values() if s.kind == kind)
 

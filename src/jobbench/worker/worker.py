@@ -40,6 +40,10 @@ from jobbench.worker.spec import ExecutorConfig, die_with_parent
 LOG = logs.get_logger("worker")
 WARN = logging.WARNING
 HARD_GRACE = 3.0
+HELD_REASON = (
+    "interrupted: the executor that claimed this job in a batch ended before it started it; "
+    "it was put back at the head of its queue"
+)
 HOUSEKEEPING_INTERVAL = 1.0
 CLEANUP_INTERVAL = 60.0
 RESPAWN_PAUSE = 0.5
@@ -340,6 +344,9 @@ class Worker:
             else f"worker died: the executor that claimed this job ended ({describe_exit(code)})"
         )
         for record in self._unreported():
+            if record.held:  # claimed in a batch, never begun: it did not run
+                self._requeue(record.id, record.queue, HELD_REASON)
+                continue
             settle_job(
                 self.broker, self.bench, self.keep, record.id, self.name, reason, stopped=stopped
             )
@@ -353,12 +360,8 @@ class Worker:
     def _requeue_waiting(self) -> None:
         """Jobs the dead executor claimed in a batch and never started (they waited behind a
         sync job of its own): back to the head of their queues, the reason recorded."""
-        reason = (
-            "interrupted: the executor that claimed this job in a batch ended before it "
-            "started it; it was put back at the head of its queue"
-        )
         for job_id, queue in list(self._waiting.items()):
-            self._requeue(job_id, queue, reason)
+            self._requeue(job_id, queue, HELD_REASON)
 
     def _settle_lost(self, running: Running, code: int) -> None:
         from jobbench.worker.settle import settle_job

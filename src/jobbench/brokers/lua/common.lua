@@ -187,6 +187,18 @@ local function started_by(h_status, h_worker, worker)
   return h_status == 'started' and (worker == '' or h_worker == worker)
 end
 
+-- A `started` job that never ran (or was cut off through no fault of its own) goes back to
+-- the head of its queue as `queued`, the reason kept in exc_info.
+local function requeue_front(id, queue, enqueued_at, reason)
+  local key = jkey(id)
+  unindex(id, queue, 'started')
+  redis.call('HDEL', key, 'started_at', 'worker', 'held')
+  redis.call('HSET', key, 'status', 'queued', 'exc_info', reason, 'stop_requested', '0')
+  redis.call('LPUSH', qkey(queue), id)
+  redis.call('ZADD', idx(queue, 'queued'), enqueued_at, id)
+  wake(queue)
+end
+
 -- fail(): retry as `scheduled` when asked and retries are left, else `failed` (+ trim).
 -- r = {now, retry_at or '', expires_at, expire_ms, failed_limit}
 local function fail_job(id, worker, exc, r)

@@ -27,10 +27,14 @@ end
 -- enqueue. Scheduled jobs that are due are queued first (a bounded batch), so a delayed job
 -- or a retry does not wait for a worker's housekeeping. A job whose concurrency key has no
 -- free slot is parked (lua/common_limits.lua) and the claim goes on with the next one.
--- Returns the records (each as HGETALL's flat list), in claim order.
-local function claim_jobs(worker, now, limit, first)
+-- With `hold` (a set of methods: those the worker starts at once, its async ones), a job of
+-- any other method behind one such job taken in this batch is claimed held: it waits for the
+-- worker's main thread, which begins it (lua/begin.lua). Returns the records (each as
+-- HGETALL's flat list), in claim order.
+local function claim_jobs(worker, now, limit, first, hold)
   local taken = {}
   if limit <= 0 then return taken end
+  local inline_taken = false
   promote_due(now, 1000)
   for i = first, #ARGV do
     local queue = ARGV[i]
@@ -39,15 +43,20 @@ local function claim_jobs(worker, now, limit, first)
       if not id then break end
       local key = jkey(id)
       local h = redis.call('HMGET', key, 'status', 'queue', 'enqueued_at', 'site',
-        'concurrency_key', 'concurrency_limit')
+        'concurrency_key', 'concurrency_limit', 'method')
       local ck = h[5]
       if h[1] == 'queued' and h[2] == queue and ck
           and not slot_free(ck, tonumber(h[6] or '1') or 1) then
         park(id, ck)  -- its key is at its limit: the jobs behind it are still claimable
       elseif h[1] == 'queued' and h[2] == queue then
         if ck then redis.call('SADD', P .. 'running:' .. ck, id) end
+        local held = '0'
+        if hold and not hold[h[7] or ''] then
+          if inline_taken then held = '1' end
+          inline_taken = true
+        end
         redis.call('HSET', key, 'status', 'started', 'worker', worker, 'started_at', now,
-          'stop_requested', '0')
+          'stop_requested', '0', 'held', held)
         redis.call('HINCRBY', key, 'attempts', 1)
         redis.call('ZREM', idx(queue, 'queued'), id)
         redis.call('ZADD', idx(queue, 'started'), h[3], id)

@@ -4,14 +4,7 @@
 -- ARGV: prefix, id, worker, reason
 -- Returns 1 when the job changed, else 0.
 local id = ARGV[2]
-local key = jkey(id)
-local h = redis.call('HMGET', key, 'status', 'worker', 'queue', 'enqueued_at')
+local h = redis.call('HMGET', jkey(id), 'status', 'worker', 'queue', 'enqueued_at')
 if not started_by(h[1], h[2], ARGV[3]) then return 0 end
-local queue = h[3]
-unindex(id, queue, 'started')
-redis.call('HDEL', key, 'started_at', 'worker')
-redis.call('HSET', key, 'status', 'queued', 'exc_info', ARGV[4], 'stop_requested', '0')
-redis.call('LPUSH', qkey(queue), id)
-redis.call('ZADD', idx(queue, 'queued'), h[4], id)
-wake(queue)
+requeue_front(id, h[3], h[4], ARGV[4])
 return 1
